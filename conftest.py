@@ -1,0 +1,49 @@
+"""Test infrastructure shared by every test in the repository.
+
+Real PostgreSQL and a real NATS server with JetStream: taken from KAIWA_DATABASE_URL /
+KAIWA_NATS_URL when set, otherwise started for this test run on free ports in a
+temporary folder (and removed afterwards). Tests stay independent by using their own
+tenant (the `tenant` fixture); fault tests that stop a server start their own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kaiwa_common.devservers import LocalNats, LocalPostgres, free_port
+
+pytest_plugins = ["tests.fixtures"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def infra():
+    """Database and NATS URLs for the run, exported as KAIWA_DATABASE_URL / KAIWA_NATS_URL."""
+    started = []
+    workdir = Path(tempfile.mkdtemp(prefix="kaiwa-test-"))
+    if not os.environ.get("KAIWA_DATABASE_URL"):
+        pg = LocalPostgres(workdir / "pg", free_port(), database="kaiwa_test", durable=False).start()
+        started.append(pg)
+        os.environ["KAIWA_DATABASE_URL"] = pg.url
+    if not os.environ.get("KAIWA_NATS_URL"):
+        nats_server = LocalNats(workdir / "nats", free_port()).start()
+        started.append(nats_server)
+        os.environ["KAIWA_NATS_URL"] = nats_server.url
+    os.environ.setdefault("KAIWA_JWT_SECRET", "kaiwa-test-secret")
+    # Short poll intervals keep timer tests fast without changing behaviour.
+    os.environ.setdefault("KAIWA_TIMER_POLL", "0.05")
+    yield {"database_url": os.environ["KAIWA_DATABASE_URL"], "nats_url": os.environ["KAIWA_NATS_URL"]}
+    for server in reversed(started):
+        server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A fresh tenant (portal) per test, so tests never see each other's data."""
+    return f"t-{uuid.uuid4().hex[:12]}"

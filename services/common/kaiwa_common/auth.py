@@ -1,0 +1,102 @@
+"""Caller identity from `authorization: Bearer <JWT>` (HS256 or RS256).
+
+Claims: `tenant` (portal id), `sub` (agent id, visitor id or service name), `role`
+(admin, agent, visitor, service). The identity of the current RPC is in a context
+variable set by the server interceptor (see grpcserver.py).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from .config import Settings
+from .errors import PermissionDenied, Unauthenticated
+
+ROLES = ("admin", "agent", "visitor", "service")
+AUDIENCE = "kaiwa"
+
+
+@dataclass(frozen=True)
+class Identity:
+    tenant: str
+    sub: str
+    role: str
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("admin", "agent", "service")
+
+    def require_role(self, *roles: str) -> None:
+        if self.role not in roles:
+            raise PermissionDenied(f"role {self.role!r} may not do this (needs {' or '.join(roles)})")
+
+
+_current: contextvars.ContextVar[Identity] = contextvars.ContextVar("kaiwa_identity")
+
+
+def current_identity() -> Identity:
+    return _current.get()
+
+
+def set_identity(identity: Identity) -> contextvars.Token:
+    return _current.set(identity)
+
+
+def reset_identity(token: contextvars.Token) -> None:
+    try:
+        _current.reset(token)
+    except ValueError:  # a stream closed from another context: nothing to restore
+        pass
+
+
+def mint_token(settings: Settings, tenant: str, role: str, sub: str, ttl_seconds: int = 86400) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    now = int(time.time())
+    claims = {"tenant": tenant, "role": role, "sub": sub, "iat": now, "exp": now + ttl_seconds, "aud": AUDIENCE}
+    if settings.jwt_private_key:
+        return jwt.encode(claims, settings.jwt_private_key, algorithm="RS256")
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def verify_token(settings: Settings, token: str) -> Identity:
+    if settings.jwt_public_key:
+        key, algorithms = settings.jwt_public_key, ["RS256"]
+    else:
+        key, algorithms = settings.jwt_secret, ["HS256"]
+    try:
+        claims = jwt.decode(token, key, algorithms=algorithms, audience=AUDIENCE,
+                            options={"require": ["exp", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("token has expired") from None
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"invalid token: {exc}") from None
+    tenant, role, sub = claims.get("tenant"), claims.get("role"), claims.get("sub")
+    if not tenant or not isinstance(tenant, str):
+        raise Unauthenticated("token has no tenant claim")
+    if role not in ROLES:
+        raise Unauthenticated(f"token role {role!r} is not one of {', '.join(ROLES)}")
+    return Identity(tenant=tenant, sub=str(sub), role=role)
+
+
+def identity_from_metadata(settings: Settings, metadata) -> Identity:
+    header = None
+    for key, value in metadata or ():
+        if key == "authorization":
+            header = value
+            break
+    if not header:
+        raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
+    return verify_token(settings, token.strip())
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    """Call metadata for a token."""
+    return (("authorization", f"Bearer {token}"),)

@@ -1,0 +1,48 @@
+"""Settings from environment variables, with defaults that work on one machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEV_JWT_SECRET = "kaiwa-dev-secret-change-me"
+
+DEFAULT_PORTS = {
+    "routing": 50051,
+    "conversation": 50052,
+    "visitor": 50053,
+    "crm_bridge": 50054,
+    "ai_assist": 50055,
+}
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=lambda: _env("KAIWA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/kaiwa"))
+    nats_url: str = field(default_factory=lambda: _env("KAIWA_NATS_URL", "nats://127.0.0.1:4222"))
+    # Subjects are <prefix>.<service>.<event>; streams <PREFIX>_<SERVICE>.
+    subject_prefix: str = field(default_factory=lambda: _env("KAIWA_SUBJECT_PREFIX", "kaiwa"))
+    jwt_secret: str = field(default_factory=lambda: _env("KAIWA_JWT_SECRET", DEV_JWT_SECRET))
+    jwt_public_key: str = field(default_factory=lambda: _env("KAIWA_JWT_PUBLIC_KEY", ""))
+    jwt_private_key: str = field(default_factory=lambda: _env("KAIWA_JWT_PRIVATE_KEY", ""))
+    host: str = field(default_factory=lambda: _env("KAIWA_HOST", "127.0.0.1"))
+    pool_min: int = field(default_factory=lambda: int(_env("KAIWA_DB_POOL_MIN", "2")))
+    pool_max: int = field(default_factory=lambda: int(_env("KAIWA_DB_POOL_MAX", "20")))
+    shutdown_grace: float = field(default_factory=lambda: float(_env("KAIWA_SHUTDOWN_GRACE", "10")))
+    timer_poll_interval: float = field(default_factory=lambda: float(_env("KAIWA_TIMER_POLL", "0.2")))
+    log_level: str = field(default_factory=lambda: _env("KAIWA_LOG_LEVEL", "INFO"))
+
+    def port(self, service: str) -> int:
+        return int(_env(f"KAIWA_{service.upper()}_PORT", str(DEFAULT_PORTS[service])))
+
+    def address(self, service: str) -> str:
+        """Where another service listens (KAIWA_<SVC>_ADDR, else this host and its port)."""
+        return _env(f"KAIWA_{service.upper()}_ADDR", f"{self.host}:{self.port(service)}")
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return not self.jwt_public_key and self.jwt_secret == DEV_JWT_SECRET

@@ -1,0 +1,102 @@
+"""One server interceptor for every service: readiness, identity, role policy, errors.
+
+- not ready yet (PostgreSQL or NATS not up)  -> UNAVAILABLE
+- no or bad token                            -> UNAUTHENTICATED
+- role not allowed for the method            -> PERMISSION_DENIED
+- DomainError raised by a handler            -> its status code and message
+- database briefly unreachable               -> UNAVAILABLE (safe to retry: nothing committed)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import grpc
+
+from .auth import Identity, identity_from_metadata, reset_identity, set_identity
+from .config import Settings
+from .db import TRANSIENT_DB_ERRORS
+from .errors import DomainError, PermissionDenied, Unavailable
+
+log = logging.getLogger("kaiwa.grpc")
+
+PUBLIC = "public"  # policy value for methods that need no token
+EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class KaiwaInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, settings: Settings, policy: dict[str, set[str] | str], is_ready: Callable[[], bool]):
+        self.settings = settings
+        self.policy = policy
+        self.is_ready = is_ready
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(EXEMPT_PREFIXES):
+            return handler
+        method = details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return handler
+
+    def _admit(self, method: str, metadata) -> Identity | None:
+        if not self.is_ready():
+            raise Unavailable("service is starting: database or message bus not ready yet")
+        allowed = self.policy.get(method.rsplit("/", 1)[-1])
+        if allowed is None:
+            log.error("no access policy for method", extra={"fields": {"method": method}})
+            raise PermissionDenied(f"{method} has no access policy")
+        if allowed == PUBLIC:
+            return None
+        identity = identity_from_metadata(self.settings, metadata)
+        if identity.role not in allowed:
+            raise PermissionDenied(f"role {identity.role!r} may not call {method.rsplit('/', 1)[-1]}")
+        return identity
+
+    def _wrap_unary(self, method: str, behavior):
+        async def unary(request, context: grpc.aio.ServicerContext):
+            try:
+                identity = self._admit(method, context.invocation_metadata())
+            except DomainError as exc:
+                await context.abort(exc.code, exc.message)
+            token = set_identity(identity)
+            try:
+                return await behavior(request, context)
+            except DomainError as exc:
+                await context.abort(exc.code, exc.message)
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning("database unavailable", extra={"fields": {"method": method, "error": repr(exc)}})
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry shortly")
+            finally:
+                reset_identity(token)
+
+        return unary
+
+    def _wrap_stream(self, method: str, behavior):
+        async def stream(request, context: grpc.aio.ServicerContext):
+            try:
+                identity = self._admit(method, context.invocation_metadata())
+            except DomainError as exc:
+                await context.abort(exc.code, exc.message)
+            token = set_identity(identity)
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except DomainError as exc:
+                await context.abort(exc.code, exc.message)
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning("database unavailable", extra={"fields": {"method": method, "error": repr(exc)}})
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry shortly")
+            finally:
+                reset_identity(token)
+
+        return stream

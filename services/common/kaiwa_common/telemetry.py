@@ -1,0 +1,63 @@
+"""OpenTelemetry: one tracer provider per process; gRPC, asyncpg and NATS carry the trace.
+
+Spans are exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise they are
+still created (so trace ids appear in logs and propagate) but not exported.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanProcessor
+
+_configured = False
+
+
+def setup_tracing(service: str, extra_processor: SpanProcessor | None = None) -> None:
+    """Idempotent: several services may share one process in tests."""
+    global _configured
+    if _configured:
+        if extra_processor is not None:
+            trace.get_tracer_provider().add_span_processor(extra_processor)
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)}))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if extra_processor is not None:
+        provider.add_span_processor(extra_processor)
+    trace.set_tracer_provider(provider)
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    AsyncPGInstrumentor().instrument()
+    _configured = True
+
+
+def tracer(name: str = "kaiwa") -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def server_interceptor():
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    return aio_server_interceptor()
+
+
+def client_interceptors():
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    return aio_client_interceptors()
+
+
+def current_trace_context() -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def context_from(carrier: dict[str, str]) -> context.Context:
+    return propagate.extract(dict(carrier))

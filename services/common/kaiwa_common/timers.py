@@ -1,0 +1,89 @@
+"""Timers as database rows with a deadline, fired once by whichever replica claims them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Awaitable, Callable
+
+import asyncpg
+
+log = logging.getLogger("kaiwa.timers")
+
+
+@dataclass(frozen=True)
+class Timer:
+    id: int
+    tenant: str
+    kind: str
+    key: str
+    due_at: datetime
+    payload: dict
+    attempts: int
+
+
+TimerHandler = Callable[[Timer, asyncpg.Connection], Awaitable[None]]
+
+
+async def schedule(conn: asyncpg.Connection, tenant: str, kind: str, key: str,
+                   due_at: datetime | None = None, *, delay: float | None = None,
+                   payload: dict | None = None) -> None:
+    """Create or move the (kind, key) timer."""
+    if due_at is None:
+        due_at = datetime.now(timezone.utc) + timedelta(seconds=delay or 0)
+    await conn.execute(
+        "INSERT INTO timers (tenant, kind, key, due_at, payload) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (kind, key) DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, "
+        "tenant = EXCLUDED.tenant, attempts = 0",
+        tenant, kind, key, due_at, payload or {})
+
+
+async def cancel(conn: asyncpg.Connection, kind: str, key: str) -> bool:
+    return await conn.fetchval("DELETE FROM timers WHERE kind = $1 AND key = $2 RETURNING true", kind, key) or False
+
+
+class TimerRunner:
+    def __init__(self, pool: asyncpg.Pool, handlers: dict[str, TimerHandler], poll_interval: float = 0.2,
+                 batch: int = 50):
+        self.pool = pool
+        self.handlers = handlers
+        self.poll_interval = poll_interval
+        self.batch = batch
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                fired = await self.fire_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("timer loop error, retrying", extra={"fields": {"error": repr(exc)}})
+                fired = 0
+            if fired < self.batch:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def fire_due(self) -> int:
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT * FROM timers WHERE due_at <= now() AND kind = ANY($1::text[]) "
+                    "ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED", list(self.handlers), self.batch)
+                for row in rows:
+                    await self._fire(conn, Timer(**dict(row)))
+        return len(rows)
+
+    async def _fire(self, conn: asyncpg.Connection, timer: Timer) -> None:
+        try:
+            async with conn.transaction():  # savepoint: a failing handler leaves the timer in place
+                await conn.execute("DELETE FROM timers WHERE id = $1", timer.id)
+                await self.handlers[timer.kind](timer, conn)
+        except Exception:
+            log.exception("timer handler failed", extra={"fields": {"kind": timer.kind, "key": timer.key}})
+            await conn.execute(
+                "UPDATE timers SET attempts = attempts + 1, due_at = now() + make_interval(secs => $2) WHERE id = $1",
+                timer.id, min(2 ** timer.attempts, 60))
