@@ -47,7 +47,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ONLY)
 
 token: setup
 	@$(BIN)/kaiwa token $(ARGS)

@@ -1,0 +1,128 @@
+"""`make run`: the whole suite on one machine.
+
+Starts PostgreSQL and NATS (JetStream) unless KAIWA_DATABASE_URL / KAIWA_NATS_URL are
+set, keeping their data in .kaiwa/ so the next run finds it again, on ports of their own
+(KAIWA_DEV_PG_PORT, default 15432; KAIWA_DEV_NATS_PORT, default 14222). Then starts the
+five services, waits until each reports SERVING, prints where each listens, and stops
+everything it started on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .config import Settings
+from .devservers import LocalNats, LocalPostgres
+
+ROOT = Path(__file__).resolve().parents[3]
+DATA = ROOT / ".kaiwa"
+
+MODULES = {
+    "routing": "kaiwa_routing.main",
+    "conversation": "kaiwa_conversation.main",
+    "visitor": "kaiwa_visitor.main",
+    "crm_bridge": "kaiwa_crm.main",
+    "ai_assist": "kaiwa_ai.main",
+}
+
+
+def start_infrastructure(started: list) -> None:
+    if not os.environ.get("KAIWA_DATABASE_URL"):
+        pg = LocalPostgres(DATA / "postgres", int(os.environ.get("KAIWA_DEV_PG_PORT", "15432"))).start()
+        started.append(pg)
+        os.environ["KAIWA_DATABASE_URL"] = pg.url
+        print(f"  postgresql   {pg.url}   (data in {pg.data_dir})")
+    if not os.environ.get("KAIWA_NATS_URL"):
+        nats_server = LocalNats(DATA / "nats", int(os.environ.get("KAIWA_DEV_NATS_PORT", "14222"))).start()
+        started.append(nats_server)
+        os.environ["KAIWA_NATS_URL"] = nats_server.url
+        print(f"  nats         {nats_server.url}   (JetStream store in {nats_server.store_dir})")
+
+
+def start_services() -> dict[str, subprocess.Popen]:
+    DATA.mkdir(exist_ok=True)
+    procs = {}
+    for name, module in MODULES.items():
+        log = open(DATA / f"{name}.log", "ab")
+        procs[name] = subprocess.Popen([sys.executable, "-m", module], stdout=log, stderr=log)
+    return procs
+
+
+def wait_serving(settings: Settings, procs: dict[str, subprocess.Popen], timeout: float = 120) -> dict[str, float]:
+    began = time.monotonic()
+    ready: dict[str, float] = {}
+    while len(ready) < len(procs) and time.monotonic() - began < timeout:
+        for name, proc in procs.items():
+            if name in ready:
+                continue
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with code {proc.returncode}; see {DATA / (name + '.log')}")
+            if _is_serving(settings.address(name)):
+                ready[name] = time.monotonic() - began
+        time.sleep(0.05)
+    missing = set(procs) - set(ready)
+    if missing:
+        raise SystemExit(f"not SERVING after {timeout}s: {', '.join(sorted(missing))}; see {DATA}/*.log")
+    return ready
+
+
+def _is_serving(address: str) -> bool:
+    try:
+        with grpc.insecure_channel(address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+def stop_all(procs: dict[str, subprocess.Popen], started: list) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for server in reversed(started):
+        server.stop()
+
+
+def main() -> None:
+    settings = Settings()
+    if settings.uses_dev_secret:
+        print("WARNING: KAIWA_JWT_SECRET is not set; tokens are signed with the development secret.")
+    began = time.monotonic()
+    started: list = []
+    procs: dict[str, subprocess.Popen] = {}
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        print("Kaiwa: starting")
+        start_infrastructure(started)
+        procs = start_services()
+        ready = wait_serving(settings, procs)
+        total = time.monotonic() - began
+        for name in MODULES:
+            print(f"  {name:<12} {settings.address(name)}   SERVING after {ready[name]:.1f}s   (log .kaiwa/{name}.log)")
+        print(f"All five services SERVING {total:.1f}s after start. Ctrl-C stops everything.")
+        print("  an admin token:  .venv/bin/kaiwa token --tenant demo --role admin --sub you@example.com")
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in procs.items() if p.poll() is not None]
+        print(f"stopped: {', '.join(dead)} exited; see .kaiwa/<service>.log")
+    except KeyboardInterrupt:
+        print("\nstopping")
+    finally:
+        stop_all(procs, started)
+
+
+if __name__ == "__main__":
+    main()

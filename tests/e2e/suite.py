@@ -1,0 +1,127 @@
+"""All five services as separate OS processes, like `make run`, for end-to-end tests.
+
+They share the test run's PostgreSQL and NATS but use a database and a subject prefix of
+their own, so in-process service tests running in the same session never see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Awaitable, Callable, TypeVar
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kaiwa_common.devrun import MODULES
+from kaiwa_common.devservers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], what: str, attempts: int = 300, pause: float = 0.05) -> T:
+    """Poll an eventually-consistent effect (bounded), returning the first truthy result."""
+    for _ in range(attempts):
+        result = await probe()
+        if result:
+            return result
+        await asyncio.sleep(pause)
+    raise AssertionError(f"never happened: {what}")
+
+
+def _load_llm_server():
+    path = ROOT / "services/ai_assist/tests/llm_server.py"
+    spec = importlib.util.spec_from_file_location("kaiwa_e2e_llm_server", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _create_database(base_url: str, name: str) -> str:
+    conn = await asyncpg.connect(base_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return base_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+class Suite:
+    def __init__(self, env: dict[str, str], procs: dict[str, subprocess.Popen], llm, logs: Path):
+        self.env = env
+        self.procs = procs
+        self.llm = llm
+        self.logs = logs
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def address(self, service: str) -> str:
+        return f"127.0.0.1:{self.env[f'KAIWA_{service.upper()}_PORT']}"
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        if service not in self._channels:
+            self._channels[service] = grpc.aio.insecure_channel(self.address(service))
+        return self._channels[service]
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(cls):
+        llm = _load_llm_server().start_llm_server()
+        env = dict(os.environ)
+        env["KAIWA_DATABASE_URL"] = await _create_database(os.environ["KAIWA_DATABASE_URL"], f"e2e_{uuid.uuid4().hex[:8]}")
+        env["KAIWA_SUBJECT_PREFIX"] = f"e2e{uuid.uuid4().hex[:6]}"
+        env["KAIWA_LLM_URL"] = llm.base_url
+        env["KAIWA_LLM_MODEL"] = "test-model"
+        env["KAIWA_LOG_LEVEL"] = "WARNING"
+        for service in MODULES:
+            env[f"KAIWA_{service.upper()}_PORT"] = str(free_port())
+        logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"kaiwa-e2e-{uuid.uuid4().hex[:6]}"
+        logs.mkdir(parents=True)
+        procs = {name: subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
+                                        stdout=open(logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+                 for name, module in MODULES.items()}
+        suite = cls(env, procs, llm, logs)
+        try:
+            await suite.wait_serving()
+            yield suite
+        finally:
+            await suite.stop()
+            llm.stop()
+
+    async def wait_serving(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(self.procs)
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                if self.procs[name].poll() is not None:
+                    raise RuntimeError(f"{name} exited: {(self.logs / f'{name}.log').read_text()[-3000:]}")
+                try:
+                    reply = await health_pb2_grpc.HealthStub(self.channel(name)).Check(
+                        health_pb2.HealthCheckRequest(), timeout=0.5)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        pending.discard(name)
+                except grpc.aio.AioRpcError:
+                    pass
+            await asyncio.sleep(0.05)
+        if pending:
+            raise RuntimeError(f"not SERVING within {timeout}s: {sorted(pending)}; logs in {self.logs}")
+
+    async def stop(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
