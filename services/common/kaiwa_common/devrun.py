@@ -4,7 +4,7 @@ Starts PostgreSQL and NATS (JetStream) unless KAIWA_DATABASE_URL / KAIWA_NATS_UR
 set, keeping their data in .kaiwa/ so the next run finds it again, on ports of their own
 (KAIWA_DEV_PG_PORT, default 15432; KAIWA_DEV_NATS_PORT, default 14222). Then starts the
 five services, waits until each reports SERVING, prints where each listens, and stops
-everything it started on Ctrl-C.
+everything it started on Ctrl-C. KAIWA_DEV_DATA moves the data folder.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .config import Settings
 from .devservers import LocalNats, LocalPostgres
 
 ROOT = Path(__file__).resolve().parents[3]
-DATA = ROOT / ".kaiwa"
+DATA = Path(os.environ.get("KAIWA_DEV_DATA", ROOT / ".kaiwa"))
 
 MODULES = {
     "routing": "kaiwa_routing.main",
@@ -111,13 +111,13 @@ def main() -> None:
         ready = wait_serving(settings, procs)
         total = time.monotonic() - began
         for name in MODULES:
-            print(f"  {name:<12} {settings.address(name)}   SERVING after {ready[name]:.1f}s   (log .kaiwa/{name}.log)")
+            print(f"  {name:<12} {settings.address(name)}   SERVING after {ready[name]:.1f}s   (log {DATA / name}.log)")
         print(f"All five services SERVING {total:.1f}s after start. Ctrl-C stops everything.")
         print("  an admin token:  .venv/bin/kaiwa token --tenant demo --role admin --sub you@example.com")
         while all(p.poll() is None for p in procs.values()):
             time.sleep(0.5)
         dead = [n for n, p in procs.items() if p.poll() is not None]
-        print(f"stopped: {', '.join(dead)} exited; see .kaiwa/<service>.log")
+        print(f"stopped: {', '.join(dead)} exited; see {DATA}/<service>.log")
     except KeyboardInterrupt:
         print("\nstopping")
     finally:
