@@ -34,7 +34,7 @@ def infra():
         nats_server = LocalNats(workdir / "nats", free_port()).start()
         started.append(nats_server)
         os.environ["KAIWA_NATS_URL"] = nats_server.url
-    os.environ.setdefault("KAIWA_JWT_SECRET", "kaiwa-test-secret")
+    os.environ.setdefault("KAIWA_JWT_SECRET", "kaiwa-test-secret-at-least-32-bytes-long")
     # Short poll intervals keep timer tests fast without changing behaviour.
     os.environ.setdefault("KAIWA_TIMER_POLL", "0.05")
     yield {"database_url": os.environ["KAIWA_DATABASE_URL"], "nats_url": os.environ["KAIWA_NATS_URL"]}

@@ -74,11 +74,12 @@ class Suite:
     @classmethod
     @contextlib.asynccontextmanager
     async def start(cls):
-        llm = _load_llm_server().start_llm_server()
+        llm = _load_llm_server().FakeLlm()
+        llm_url = llm.start()
         env = dict(os.environ)
         env["KAIWA_DATABASE_URL"] = await _create_database(os.environ["KAIWA_DATABASE_URL"], f"e2e_{uuid.uuid4().hex[:8]}")
         env["KAIWA_SUBJECT_PREFIX"] = f"e2e{uuid.uuid4().hex[:6]}"
-        env["KAIWA_LLM_URL"] = llm.base_url
+        env["KAIWA_LLM_URL"] = llm_url
         env["KAIWA_LLM_MODEL"] = "test-model"
         env["KAIWA_LOG_LEVEL"] = "WARNING"
         for service in MODULES:

@@ -78,6 +78,19 @@ class ServiceSpec:
     workers: Callable[[ServiceContext], list[Callable[[asyncio.Event], object]]] = lambda ctx: []
 
 
+async def _nats_error(exc: Exception) -> None:
+    # One line instead of nats-py's traceback on every reconnect attempt.
+    log.warning("NATS connection error", extra={"fields": {"error": repr(exc)}})
+
+
+async def _nats_disconnected() -> None:
+    log.warning("NATS disconnected; reconnecting")
+
+
+async def _nats_reconnected() -> None:
+    log.info("NATS reconnected")
+
+
 class ServiceRunner:
     def __init__(self, spec: ServiceSpec, settings: Settings | None = None, port: int | None = None,
                  schema: str | None = None):
@@ -132,7 +145,8 @@ class ServiceRunner:
             try:
                 return await nats.connect(self.settings.nats_url, name=f"kaiwa-{self.spec.name}",
                                           max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                          connect_timeout=2)
+                                          connect_timeout=2, error_cb=_nats_error,
+                                          disconnected_cb=_nats_disconnected, reconnected_cb=_nats_reconnected)
             except Exception as exc:
                 log.warning("NATS not reachable yet, retrying", extra={"fields": {"error": repr(exc)}})
                 await asyncio.sleep(delay)
@@ -156,7 +170,7 @@ class ServiceRunner:
 
     async def stop(self, grace: float | None = None) -> None:
         self.ready = False
-        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._health.enter_graceful_shutdown()  # NOT_SERVING for good
         self._stop.set()
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace if grace is None else grace)
@@ -171,7 +185,10 @@ class ServiceRunner:
                 except Exception:
                     pass
             if self.ctx.pool is not None:
-                await self.ctx.pool.close()
+                try:
+                    await asyncio.wait_for(self.ctx.pool.close(), 10)
+                except Exception:  # a connection never came back: do not hang the shutdown
+                    self.ctx.pool.terminate()
         log.info("stopped", extra={"fields": {"service": self.spec.name}})
 
     async def serve_forever(self) -> None:
@@ -179,8 +196,15 @@ class ServiceRunner:
         stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        await self.start()
-        await stopping.wait()
+        starting = asyncio.create_task(self.start())
+        stop_requested = asyncio.create_task(stopping.wait())
+        await asyncio.wait({starting, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failed start-up ends the process with its error
+            await stop_requested
+        else:  # SIGTERM while PostgreSQL or NATS is still out of reach: give up waiting
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
         log.info("shutting down", extra={"fields": {"service": self.spec.name}})
         await self.stop()
 

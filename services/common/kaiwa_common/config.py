@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-DEV_JWT_SECRET = "kaiwa-dev-secret-change-me"
+DEV_JWT_SECRET = "kaiwa-development-secret-change-me-in-production"
 
 DEFAULT_PORTS = {
     "routing": 50051,

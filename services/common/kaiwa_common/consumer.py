@@ -37,6 +37,7 @@ class ConsumerSpec:
     event_types: list[str]         # e.g. ["chat_started", "chat_ended"]
     handler: Handler
     max_attempts: int = 5          # for unexpected errors; transient ones retry forever
+    ack_wait: float = 30.0         # seconds before a message delivered to a dead process is redelivered
 
 
 class EventConsumer:
@@ -52,7 +53,7 @@ class EventConsumer:
         config = ConsumerConfig(
             durable_name=self.spec.name, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             filter_subjects=[subject(self.prefix, self.spec.source, t) for t in self.spec.event_types],
-            ack_wait=30.0, max_ack_pending=1000, max_deliver=-1)
+            ack_wait=self.spec.ack_wait, max_ack_pending=1000, max_deliver=-1)
         await self.js.add_consumer(self.stream, config)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -84,7 +85,9 @@ class EventConsumer:
         except DecodeError as exc:
             await self._dead_letter(msg, None, f"undecodable event: {exc}")
             return
-        span_context = context_from(event.trace_context)
+        # The relay's publish span (NATS headers) if present, else the writer's (envelope).
+        headers = msg.headers or {}
+        span_context = context_from(headers if "traceparent" in headers else event.trace_context)
         with tracer().start_as_current_span(f"consume {event.type}", context=span_context,
                                             kind=trace.SpanKind.CONSUMER,
                                             attributes={"messaging.consumer": self.spec.name,

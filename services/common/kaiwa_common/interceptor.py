@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 import grpc
 
@@ -35,18 +36,22 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or details.method.startswith(EXEMPT_PREFIXES):
             return handler
+        # Every kind of method is guarded, client-streaming ones included.
         method = details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
-        return handler
+        if handler.response_streaming:
+            if handler.request_streaming:
+                behavior, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+            else:
+                behavior, factory = handler.unary_stream, grpc.unary_stream_rpc_method_handler
+            wrapped = self._wrap_stream(method, behavior)
+        else:
+            if handler.request_streaming:
+                behavior, factory = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+            else:
+                behavior, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+            wrapped = self._wrap_unary(method, behavior)
+        return factory(wrapped, request_deserializer=handler.request_deserializer,
+                       response_serializer=handler.response_serializer)
 
     def _admit(self, method: str, metadata) -> Identity | None:
         if not self.is_ready():
@@ -89,7 +94,7 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(exc.code, exc.message)
             token = set_identity(identity)
             try:
-                async for response in behavior(request, context):
+                async for response in stream_responses(behavior, request, context):
                     yield response
             except DomainError as exc:
                 await context.abort(exc.code, exc.message)
@@ -100,3 +105,17 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
                 reset_identity(token)
 
         return stream
+
+
+async def stream_responses(behavior, request, context) -> AsyncIterator:
+    """The responses of a streaming handler in any style grpc.aio accepts: an async
+    generator, a coroutine that sends with `context.write()`, or a plain iterator."""
+    result = behavior(request, context)
+    if hasattr(result, "__aiter__"):
+        async for response in result:
+            yield response
+    elif inspect.isawaitable(result):
+        await result
+    else:
+        for response in result or ():
+            yield response

@@ -6,11 +6,13 @@ import asyncio
 import logging
 
 import asyncpg
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from kaiwa.events.v1.envelope_pb2 import Event
+from opentelemetry import propagate, trace
 
 from .db import TRANSIENT_DB_ERRORS
 from .events import make_event, subject
+from .telemetry import context_from, tracer
 
 log = logging.getLogger("kaiwa.outbox")
 
@@ -33,6 +35,22 @@ class Outbox:
         return event
 
 
+def _publish_span(row) -> tuple[trace.Span, dict[str, str]]:
+    """A PRODUCER span in the trace of the request that wrote the event, and the NATS
+    headers for the message: Nats-Msg-Id (deduplication) and the W3C trace context."""
+    try:
+        carrier = dict(Event.FromString(bytes(row["envelope"])).trace_context)
+    except DecodeError:
+        carrier = {}
+    span = tracer().start_span(
+        f"publish {row['subject']}", context=context_from(carrier), kind=trace.SpanKind.PRODUCER,
+        attributes={"messaging.system": "nats", "messaging.destination.name": row["subject"],
+                    "messaging.message.id": str(row["id"])})
+    headers = {"Nats-Msg-Id": str(row["id"])}
+    propagate.inject(headers, context=trace.set_span_in_context(span))
+    return span, headers
+
+
 class OutboxRelay:
     """Publishes outbox rows in order with Nats-Msg-Id = event id, then deletes them.
 
@@ -52,21 +70,24 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
-        while not stop.is_set():
-            try:
-                await self._ensure_listener()
-                published = await self.publish_batch()
-                backoff = 0.1
-                if published < self.batch:
-                    await self._sleep(stop, self.poll_interval)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS or PostgreSQL away: keep the rows, try again
-                log.warning("relay could not publish, will retry", extra={"fields": {"error": repr(exc)}})
-                await self._drop_listener()
-                await self._sleep(stop, backoff)
-                backoff = min(backoff * 2, 5)
-        await self._drop_listener()
+        try:
+            while not stop.is_set():
+                try:
+                    await self._ensure_listener()
+                    published = await self.publish_batch()
+                    backoff = 0.1
+                    if published < self.batch:
+                        await self._sleep(stop, self.poll_interval)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # NATS or PostgreSQL away: keep the rows, try again
+                    log.warning("relay could not publish, will retry", extra={"fields": {"error": repr(exc)}})
+                    await self._drop_listener()
+                    await self._sleep(stop, backoff)
+                    backoff = min(backoff * 2, 5)
+        finally:
+            # Also when cancelled: a listener never given back makes pool.close() wait forever.
+            await self._drop_listener()
 
     async def publish_batch(self) -> int:
         async with self.pool.acquire() as conn:
@@ -76,11 +97,19 @@ class OutboxRelay:
                     self.batch)
                 if not rows:
                     return 0
-                # Sent in order on one connection; the acks are awaited together.
-                await asyncio.gather(*(
-                    self.js.publish(r["subject"], bytes(r["envelope"]), timeout=5,
-                                    headers={"Nats-Msg-Id": str(r["id"])})
-                    for r in rows))
+                spans = [_publish_span(r) for r in rows]
+                try:
+                    # Sent in order on one connection; the acks are awaited together.
+                    await asyncio.gather(*(
+                        self.js.publish(r["subject"], bytes(r["envelope"]), timeout=5, headers=headers)
+                        for r, (_, headers) in zip(rows, spans)))
+                except BaseException as exc:
+                    for span, _ in spans:
+                        span.set_status(trace.Status(trace.StatusCode.ERROR, repr(exc)))
+                    raise
+                finally:
+                    for span, _ in spans:
+                        span.end()
                 await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
         return len(rows)
 
@@ -94,11 +123,27 @@ class OutboxRelay:
                 w.cancel()
 
     async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
+        if self._listener_alive():
             return
+        await self._drop_listener()
         conn = await self.pool.acquire()
-        await conn.add_listener(self.channel, self._on_notify)
+        try:
+            await conn.add_listener(self.channel, self._on_notify)
+        except BaseException:
+            await self.pool.release(conn)
+            raise
+        # Wake up at once when PostgreSQL drops the connection, to listen again.
+        conn.add_termination_listener(self._on_notify)
         self._listener = conn
+
+    def _listener_alive(self) -> bool:
+        if self._listener is None:
+            return False
+        try:
+            return not self._listener.is_closed()
+        except asyncpg.InterfaceError:
+            # asyncpg hands a lost connection back to the pool itself and detaches our proxy.
+            return False
 
     def _on_notify(self, *_args) -> None:
         self._wake.set()
@@ -109,10 +154,12 @@ class OutboxRelay:
             return
         try:
             if not conn.is_closed():
+                conn.remove_termination_listener(self._on_notify)
                 await conn.remove_listener(self.channel, self._on_notify)
         except Exception:
             pass
-        try:
-            await self.pool.release(conn)
-        except Exception:
-            pass
+        finally:  # even when cancelled mid-way (pool.release is shielded)
+            try:
+                await self.pool.release(conn)
+            except Exception:
+                pass

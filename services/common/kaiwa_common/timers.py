@@ -53,17 +53,20 @@ class TimerRunner:
         self.batch = batch
 
     async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.0
         while not stop.is_set():
             try:
                 fired = await self.fire_due()
+                backoff = 0.0
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                log.warning("timer loop error, retrying", extra={"fields": {"error": repr(exc)}})
+            except Exception as exc:  # database away: back off instead of hammering it
+                backoff = min(max(backoff * 2, self.poll_interval), 2)
+                log.warning("timer loop error, retrying", extra={"fields": {"error": repr(exc), "retry_in": backoff}})
                 fired = 0
             if fired < self.batch:
                 try:
-                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+                    await asyncio.wait_for(stop.wait(), max(self.poll_interval, backoff))
                 except asyncio.TimeoutError:
                     pass
 

@@ -1,0 +1,205 @@
+"""LLM providers behind one interface. The first is any OpenAI-compatible chat-completions
+endpoint (OpenAI, Azure-style gateways, vLLM, Ollama, llama.cpp, ...), configured by
+KAIWA_LLM_URL (base URL, e.g. https://api.openai.com/v1), KAIWA_LLM_API_KEY, KAIWA_LLM_MODEL."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+
+log = logging.getLogger("kaiwa.ai.llm")
+
+RETRY_AFTER_CAP = 5.0   # seconds; a longer wait is better answered by UNAVAILABLE
+
+
+class ProviderError(Exception):
+    """The provider could not give an answer (unreachable, refused, malformed reply)."""
+
+
+class _Retryable(ProviderError):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LlmProvider(Protocol):
+    name: str
+    model: str
+
+    async def complete(self, messages: list[dict[str, str]]) -> str:
+        """The assistant's reply to the chat messages; raises ProviderError."""
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    url: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_URL", "").strip())
+    api_key: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_API_KEY", "").strip())
+    model: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_MODEL", "").strip())
+    timeout: float = field(default_factory=lambda: float(os.environ.get("KAIWA_LLM_TIMEOUT", "30")))
+    max_attempts: int = field(default_factory=lambda: int(os.environ.get("KAIWA_LLM_MAX_ATTEMPTS", "3")))
+    # Left out of the request unless set: some models accept only their default.
+    temperature: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_TEMPERATURE", "").strip())
+
+    def problem(self) -> str | None:
+        """What keeps the provider from being used, in words for the caller; None if usable."""
+        if not self.url:
+            return "no LLM provider configured (set KAIWA_LLM_URL)"
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"KAIWA_LLM_URL {self.url!r} is not an http(s) base URL (e.g. https://api.openai.com/v1)"
+        if not self.model:
+            return "no LLM model configured (set KAIWA_LLM_MODEL)"
+        if self.temperature:
+            try:
+                float(self.temperature)
+            except ValueError:
+                return f"KAIWA_LLM_TEMPERATURE {self.temperature!r} is not a number"
+        return None
+
+
+class OpenAICompatible:
+    def __init__(self, settings: LlmSettings):
+        self.settings = settings
+        self.endpoint = settings.url.rstrip("/") + "/chat/completions"
+        self.name = urlsplit(settings.url).hostname or "openai-compatible"
+        self.model = settings.model
+        self.headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+
+    async def complete(self, messages: list[dict[str, str]]) -> str:
+        """The assistant's reply to the chat messages; raises ProviderError."""
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    url: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_URL", "").strip())
+    api_key: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_API_KEY", "").strip())
+    model: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_MODEL", "").strip())
+    timeout: float = field(default_factory=lambda: float(os.environ.get("KAIWA_LLM_TIMEOUT", "30")))
+    max_attempts: int = field(default_factory=lambda: int(os.environ.get("KAIWA_LLM_MAX_ATTEMPTS", "3")))
+    # Left out of the request unless set: some models accept only their default.
+    temperature: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_TEMPERATURE", "").strip())
+
+    def problem(self) -> str | None:
+        """What keeps the provider from being used, in words for the caller; None if usable."""
+        if not self.url:
+            return "no LLM provider configured (set KAIWA_LLM_URL)"
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"KAIWA_LLM_URL {self.url!r} is not an http(s) base URL (e.g. https://api.openai.com/v1)"
+        if not self.model:
+            return "no LLM model configured (set KAIWA_LLM_MODEL)"
+        if self.temperature:
+            try:
+                float(self.temperature)
+            except ValueError:
+                return f"KAIWA_LLM_TEMPERATURE {self.temperature!r} is not a number"
+        return None
+
+
+class OpenAICompatible:
+    def __init__(self, settings: LlmSettings):
+        self.settings = settings
+        self.endpoint = settings.url.rstrip("/") + "/chat/completions"
+        self.name = urlsplit(settings.url).hostname or "openai-compatible"
+        self.model = settings.model
+        self.headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+
+    def _http(self) -> httpx.AsyncClient:
+        # Created on first use, inside the running loop.
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
+            self._client = httpx.AsyncClient(timeout=self.settings.timeout, headers=headers)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def complete(self, messages: list[dict[str, str]]) -> str:
+        body: dict = {"model": self.model, "messages": messages}
+        if self.settings.temperature:
+            body["temperature"] = float(self.settings.temperature)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, _Retryable)),
+            stop=stop_after_attempt(max(1, self.settings.max_attempts)),
+            wait=_wait, reraise=True)
+        try:
+            # A client per rewrite: made inside the running loop, nothing left open between calls.
+            async with httpx.AsyncClient(timeout=self.settings.timeout, headers=self.headers) as client:
+                async for attempt in retrying:
+                    with attempt:
+                        return await self._post(client, body)
+        except _Retryable as exc:
+            raise ProviderError(f"{exc} (after {self.settings.max_attempts} attempts)") from None
+
+    async def _post(self, client: httpx.AsyncClient, body: dict) -> str:
+        try:
+            response = await client.post(self.endpoint, json=body)
+        except httpx.TimeoutException:
+            raise _Retryable(f"LLM provider {self.name} did not answer within {self.settings.timeout:g}s") from None
+        except httpx.TransportError as exc:
+            raise _Retryable(f"LLM provider {self.name} is unreachable: {exc!r}") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            log.warning("LLM provider busy or failing, retrying",
+                        extra={"fields": {"status": response.status_code, "provider": self.name}})
+            raise _Retryable(f"LLM provider {self.name} answered HTTP {response.status_code}: {_error_text(response)}",
+                             _retry_after(response))
+        if response.status_code != 200:
+            raise ProviderError(f"LLM provider {self.name} refused the request with HTTP {response.status_code}: "
+                                f"{_error_text(response)}")
+        return _rewrite_from(response, self.name)
+
+
+def _rewrite_from(response: httpx.Response, name: str) -> str:
+    try:
+        choice = response.json()["choices"][0]
+        content = choice["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ProviderError(f"LLM provider {name} sent a reply that is not a chat completion") from None
+    if choice.get("finish_reason") == "length":
+        raise ProviderError(f"LLM provider {name} cut the rewrite off (finish_reason=length)")
+    if not isinstance(content, str) or not content.strip():
+        raise ProviderError(f"LLM provider {name} returned an empty rewrite")
+    return content.strip()
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        message = response.json()["error"]["message"]
+        if isinstance(message, str) and message:
+            return message[:300]
+    except (ValueError, KeyError, TypeError):
+        pass
+    return response.text[:300] or response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
+
+
+_backoff = wait_exponential(multiplier=0.25, max=RETRY_AFTER_CAP)
+
+
+def _wait(state: RetryCallState) -> float:
+    """The provider's Retry-After when it sends one (capped), else exponential back-off."""
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, _Retryable) and exc.retry_after is not None:
+        return min(exc.retry_after, RETRY_AFTER_CAP)
+    return _backoff(state)
+
+
+def provider_from_env(settings: LlmSettings | None = None) -> tuple[LlmProvider | None, str | None]:
+    """The configured provider, or None and the reason it cannot be used."""
+    settings = settings or LlmSettings()
+    problem = settings.problem()
+    return (None, problem) if problem else (OpenAICompatible(settings), None)

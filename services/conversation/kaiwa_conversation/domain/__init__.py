@@ -1,0 +1,1 @@
+"""The conversation model: pure rules, no I/O, no protobuf."""

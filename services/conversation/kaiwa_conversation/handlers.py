@@ -1,0 +1,642 @@
+"""Use cases: each runs in one transaction that locks the chat row, so a chat's sequence
+numbers, state and outbox events always change together and in order."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import AsyncIterator
+
+import asyncpg
+from kaiwa.events.v1.conversation_pb2 import (
+    BotHandedOver, ChatCompleted, ChatEnded, ChatReopened, ChatStarted)
+
+from kaiwa_common import timers
+from kaiwa_common.auth import current_identity
+from kaiwa_common.db import unit_of_work
+from kaiwa_common.errors import (
+    FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_uuid)
+
+from . import store
+from .domain import lifecycle as lc
+from .domain import system_messages as sysmsg
+from .domain.channels import Channel, channel
+from .domain.messages import (
+    FAILURE_REASONS, MAX_NOTE, Draft, Span, check_file, check_link, check_rich, check_spans, check_text,
+    is_emoji_only, next_status, split)
+from .writer import ChatWriter, now
+
+COUNTDOWN = "conversation.countdown"
+INACTIVITY = "conversation.inactivity"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class Actor:
+    tenant: str
+    role: str
+    sub: str
+
+    @classmethod
+    def current(cls) -> "Actor":
+        identity = current_identity()
+        return cls(identity.tenant, identity.role, identity.sub)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("agent", "admin", "service")
+
+
+@dataclass
+class SendCommand:
+    chat_id: str
+    text: str = ""
+    kind: str = ""                  # text, file, link, rich, note; "" = from the fields set
+    spans: list[Span] = field(default_factory=list)
+    file: dict | None = None
+    link: dict | None = None
+    rich: dict | None = None
+    reply_to_seq: int = 0
+    complete: bool = False
+    canned_shortcut: str = ""
+    client_message_id: str = ""
+    as_sender: str = ""             # service tokens: visitor or bot
+    channel_sent_at: datetime | None = None
+
+
+def short(value: str, what: str, limit: int, required: bool = False) -> str:
+    value = (value or "").strip()
+    try:
+        check_text(value, required=required, limit=limit, what=what)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    return value
+
+
+def invalid(exc: ValueError) -> InvalidArgument:
+    return InvalidArgument(str(exc))
+
+
+def session_expires_at(chat: dict) -> datetime | None:
+    window = channel(chat["channel"]).session_window
+    if window is None:
+        return None
+    return (chat["last_inbound_at"] or chat["started_at"]) + window
+
+
+def window_closed(chat: dict) -> bool:
+    expires = session_expires_at(chat)
+    return expires is not None and expires <= now()
+
+
+class Conversation:
+    def __init__(self, ctx, schema: str, countdown_scale: float = 1.0):
+        self.ctx = ctx
+        self.notify_channel = f"kaiwa_live_{schema}"
+        self.countdown_scale = countdown_scale
+
+    # --- plumbing -------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def writing(self, tenant: str, chat_id, conn: asyncpg.Connection | None = None
+                      ) -> AsyncIterator[ChatWriter]:
+        """Lock the chat, hand out a writer, save the chat and wake watchers at the end."""
+        async with contextlib.AsyncExitStack() as stack:
+            if conn is None:
+                conn = await stack.enter_async_context(unit_of_work(self.ctx.pool))
+            chat = await store.get_chat(conn, tenant, chat_id, lock=True)
+            if chat is None:
+                raise NotFound(f"chat {chat_id} not found")
+            writer = ChatWriter(conn, self.ctx.outbox, self.notify_channel, chat)
+            first_seq = chat["last_seq"]
+            yield writer
+            if writer.changed or chat["last_seq"] != first_seq:
+                await writer.finish()
+
+    async def _member(self, conn, chat: dict, agent_id: str) -> bool:
+        if chat["agent_id"] == agent_id:
+            return True
+        people = (await store.participants(conn, chat["tenant"], [chat["id"]])).get(str(chat["id"]), [])
+        return any(p["agent_id"] == agent_id and p["role"] != "former" for p in people)
+
+    async def _name(self, conn, chat: dict, agent_id: str) -> str:
+        people = (await store.participants(conn, chat["tenant"], [chat["id"]])).get(str(chat["id"]), [])
+        return next((p["name"] for p in people if p["agent_id"] == agent_id and p["name"]), agent_id)
+
+    @staticmethod
+    def check_read(actor: Actor, chat: dict | None, chat_id) -> dict:
+        if chat is None:
+            raise NotFound(f"chat {chat_id} not found")
+        if actor.role == "visitor" and chat["visitor_id"] != actor.sub:
+            raise PermissionDenied("this chat belongs to another visitor")
+        return chat
+
+    async def read_chat(self, actor: Actor, chat_id: str) -> tuple[dict, list[dict]]:
+        chat_id = parse_uuid(chat_id, "chat_id")
+        async with self.ctx.pool.acquire() as conn:
+            chat = self.check_read(actor, await store.get_chat(conn, actor.tenant, chat_id), chat_id)
+            people = (await store.participants(conn, actor.tenant, [chat["id"]])).get(str(chat["id"]), [])
+        return chat, people
+
+    # --- CONV-05: start -------------------------------------------------------------
+
+    async def start_chat(self, actor: Actor, *, channel_name: str, department_id: str, question: str,
+                         visitor_name: str, visitor_email: str, visitor_id: str, bot_id: str) -> dict:
+        if actor.role == "visitor":
+            if visitor_id and visitor_id != actor.sub:
+                raise PermissionDenied("a visitor token starts chats for its own visitor only; leave visitor_id empty")
+            visitor_id = actor.sub
+        visitor_id = short(visitor_id, "visitor_id", 128, required=True)
+        department_id = short(department_id, "department_id", 64, required=not bot_id)
+        bot_id = short(bot_id, "bot_id", 64)
+        visitor_name = short(visitor_name, "visitor_name", 100)
+        visitor_email = short(visitor_email, "visitor_email", 254)
+        if visitor_email and not _EMAIL.match(visitor_email):
+            raise InvalidArgument(f"visitor_email {visitor_email!r} is not an e-mail address")
+        question = short(question, "question", 2000)
+        state = lc.BOT if bot_id else lc.QUEUED
+        chat = {"id": uuid.uuid4(), "channel": channel_name, "state": state, "department_id": department_id,
+                "visitor_id": visitor_id, "visitor_name": visitor_name, "visitor_email": visitor_email,
+                "question": question, "bot_id": bot_id}
+        async with unit_of_work(self.ctx.pool) as conn:
+            chat = await store.insert_chat(conn, actor.tenant, chat)
+            w = ChatWriter(conn, self.ctx.outbox, self.notify_channel, chat)
+            await w.snapshot()
+            if question:
+                await w.append([Draft(kind="text", text=question)], "visitor", visitor_id, outgoing=False)
+            await w.publish(ChatStarted(
+                chat_id=str(chat["id"]), channel=f"CHANNEL_{channel_name.upper()}", department_id=department_id,
+                visitor_id=visitor_id, visitor_name=visitor_name, visitor_email=visitor_email, question=question,
+                state=state))
+            await w.finish()
+        return chat
+
+    # --- CONV-02/11/12/13: send ---------------------------------------------------------
+
+    async def send_message(self, actor: Actor, cmd: SendCommand) -> list[dict]:
+        chat_id = parse_uuid(cmd.chat_id, "chat_id")
+        self._precheck(actor, cmd)
+        async with self.writing(actor.tenant, chat_id) as w:
+            chat, conn = w.chat, w.conn
+            ch = channel(chat["channel"])
+            sender_kind, sender_id = await self._sender(conn, actor, chat, cmd)
+            if cmd.client_message_id:
+                existing = await store.messages_by_client_id(conn, actor.tenant, chat_id, sender_id,
+                                                             cmd.client_message_id)
+                if existing:
+                    return existing
+            draft = await self._draft(conn, cmd, ch, sender_kind, chat)
+            outgoing = sender_kind in ("agent", "bot") and draft.kind != "note"
+            await self._check_state(w, sender_kind, draft, outgoing, actor)
+            if draft.reply_to_seq:
+                await self._check_reply(conn, chat, ch, draft.reply_to_seq, sender_kind)
+            if sender_kind == "visitor" and chat["countdown_ends_at"] is not None:
+                await self._cancel_countdown(w, by="visitor")
+            rows = await w.append(split(draft, ch.max_text), sender_kind, sender_id, outgoing=outgoing,
+                                  client_message_id=cmd.client_message_id or None)
+            if sender_kind == "visitor":
+                w.set(last_inbound_at=cmd.channel_sent_at or rows[0]["sent_at"])
+            if cmd.complete:
+                await self._complete(w, actor, "agent")
+        return rows
+
+    @staticmethod
+    def _precheck(actor: Actor, cmd: SendCommand) -> None:
+        if cmd.as_sender and actor.role != "service":
+            raise PermissionDenied("only a service relaying a channel may set as_sender")
+        if cmd.as_sender not in ("", "visitor", "bot"):
+            raise InvalidArgument("as_sender must be SENDER_KIND_VISITOR or SENDER_KIND_BOT")
+        if cmd.channel_sent_at is not None:
+            if actor.role != "service":
+                raise PermissionDenied("only a service relaying a channel may set channel_sent_at")
+            if not now() - timedelta(days=30) <= cmd.channel_sent_at <= now() + timedelta(minutes=1):
+                raise InvalidArgument("channel_sent_at must lie within the last 30 days and not in the future")
+        if cmd.complete and actor.role != "agent":
+            raise PermissionDenied("only the assigned agent can send and complete")
+        if len(cmd.client_message_id) > 100:
+            raise InvalidArgument("client_message_id is too long (at most 100 characters)")
+        if cmd.kind == "system":
+            raise InvalidArgument("system messages are written by the service (see PostSystemEvent)")
+        if cmd.kind == "note" and actor.role not in ("agent", "admin"):
+            raise PermissionDenied("only agents write internal notes")
+        if sum(x is not None for x in (cmd.file, cmd.link, cmd.rich)) > 1:
+            raise InvalidArgument("set only one of file, link and rich")
+        if cmd.canned_shortcut and cmd.text:
+            raise InvalidArgument("set either text or canned_shortcut, not both")
+        if cmd.canned_shortcut and actor.role not in ("agent", "admin"):
+            raise PermissionDenied("only agents use canned responses")
+
+    async def _sender(self, conn, actor: Actor, chat: dict, cmd: SendCommand) -> tuple[str, str]:
+        if actor.role == "visitor":
+            if chat["visitor_id"] != actor.sub:
+                raise PermissionDenied("this chat belongs to another visitor")
+            return "visitor", actor.sub
+        if actor.role == "service":
+            if cmd.as_sender == "bot":
+                return "bot", chat["bot_id"] or actor.sub
+            return "visitor", chat["visitor_id"]
+        if not await self._member(conn, chat, actor.sub):
+            raise PermissionDenied(f"agent {actor.sub} is not in this chat")
+        return "agent", actor.sub
+
+    async def _draft(self, conn, cmd: SendCommand, ch: Channel, sender_kind: str, chat: dict) -> Draft:
+        text = cmd.text
+        if cmd.canned_shortcut:
+            canned = await store.canned(conn, chat["tenant"], cmd.canned_shortcut)
+            if canned is None:
+                raise NotFound(f"canned response {cmd.canned_shortcut!r} not found")
+            text = canned["text"].replace("{visitor_name}", chat["visitor_name"] or "")
+        kind = cmd.kind or ("file" if cmd.file else "link" if cmd.link else "rich" if cmd.rich else "text")
+        needs = {"file": cmd.file, "link": cmd.link, "rich": cmd.rich}
+        if kind in needs and needs[kind] is None:
+            raise InvalidArgument(f"a {kind} message needs its {kind} field")
+        if kind in ("text", "note") and (cmd.file or cmd.link or cmd.rich):
+            raise InvalidArgument(f"a {kind} message carries text only")
+        try:
+            check_text(text, required=kind in ("text", "note"), limit=MAX_NOTE if kind == "note" else 20000,
+                       what="note" if kind == "note" else "text")
+            spans = check_spans(text, cmd.spans, ch)
+            if kind == "rich" and sender_kind == "visitor":
+                raise ValueError("visitors cannot send rich elements (a chosen option is sent as text)")
+            return Draft(kind=kind, text=text, spans=spans,
+                         file=check_file(cmd.file, ch) if cmd.file else None,
+                         link=check_link(cmd.link) if cmd.link else None,
+                         rich=check_rich(cmd.rich, ch) if cmd.rich else None,
+                         reply_to_seq=cmd.reply_to_seq, emoji_only=kind == "text" and is_emoji_only(text))
+        except ValueError as exc:
+            raise invalid(exc) from None
+
+    async def _check_state(self, w: ChatWriter, sender_kind: str, draft: Draft, outgoing: bool, actor: Actor) -> None:
+        state = w.chat["state"]
+        if draft.kind == "note":
+            return
+        if sender_kind == "visitor":
+            if state == lc.ENDED:
+                raise FailedPrecondition("the chat has ended: start a new chat")
+            if state == lc.COMPLETED:
+                await self._reopen(w, by_name=w.chat["visitor_name"] or "visitor", reason="visitor")
+        elif sender_kind == "bot" and state != lc.BOT:
+            raise FailedPrecondition(f"the bot no longer holds this chat (it is {state})")
+        elif sender_kind == "agent" and state != lc.OPEN:
+            hint = ": reopen it first" if state in (lc.ENDED, lc.COMPLETED) else ""
+            raise FailedPrecondition(f"the chat is {state}{hint}")
+        if outgoing and window_closed(w.chat) and (draft.rich or {}).get("type") != "template":
+            raise FailedPrecondition(
+                f"the {w.chat['channel']} session window closed at {session_expires_at(w.chat):%Y-%m-%d %H:%M} UTC: "
+                "only an approved template may be sent")
+
+    async def _check_reply(self, conn, chat: dict, ch: Channel, seq: int, sender_kind: str) -> None:
+        if not ch.reply_to:
+            raise InvalidArgument(f"channel {ch.name} does not support replying to a message")
+        target = await store.message(conn, chat["tenant"], chat["id"], seq)
+        if target is None or (target["kind"] == "note" and sender_kind == "visitor"):
+            raise NotFound(f"message {seq} not found in this chat")
+        if target["kind"] in ("system", "note"):
+            raise InvalidArgument(f"message {seq} is a {target['kind']} message and cannot be quoted to the visitor")
+
+    # --- CONV-05/06: end, countdown, complete, reopen -------------------------------
+
+    async def end_chat(self, actor: Actor, chat_id: str, countdown: int) -> dict:
+        chat_id = parse_uuid(chat_id, "chat_id")
+        try:
+            lc.Countdown.validate(countdown)
+        except ValueError as exc:
+            raise invalid(exc) from None
+        async with self.writing(actor.tenant, chat_id) as w:
+            chat = w.chat
+            if actor.role == "visitor":
+                self.check_read(actor, chat, chat_id)
+                if countdown:
+                    raise PermissionDenied("only the agent starts an end countdown")
+            elif actor.role == "agent" and chat["agent_id"] != actor.sub:
+                raise PermissionDenied("only the assigned agent (or an admin) can end this chat")
+            if countdown:
+                if chat["state"] != lc.OPEN:
+                    raise FailedPrecondition(f"a countdown needs an open chat (the chat is {chat['state']})")
+                ends = now() + timedelta(seconds=countdown * self.countdown_scale)
+                w.set(countdown_ends_at=ends)
+                await timers.schedule(w.conn, actor.tenant, COUNTDOWN, str(chat_id), due_at=ends)
+                await w.system("countdown_started", seconds=countdown, ends_at=ends.isoformat())
+                await w.snapshot()
+            else:
+                await self._end(w, "visitor" if actor.role in ("visitor", "service") else "agent")
+            return w.chat
+
+    async def cancel_end(self, actor: Actor, chat_id: str) -> dict:
+        chat_id = parse_uuid(chat_id, "chat_id")
+        async with self.writing(actor.tenant, chat_id) as w:
+            if actor.role == "agent" and w.chat["agent_id"] != actor.sub:
+                raise PermissionDenied("only the assigned agent (or an admin) can cancel the end countdown")
+            if w.chat["countdown_ends_at"] is None:
+                raise FailedPrecondition("no end countdown is running")
+            await self._cancel_countdown(w, by="agent")
+            return w.chat
+
+    async def _cancel_countdown(self, w: ChatWriter, by: str) -> None:
+        await timers.cancel(w.conn, COUNTDOWN, str(w.chat["id"]))
+        w.set(countdown_ends_at=None)
+        await w.system("countdown_cancelled", by=by)
+        await w.snapshot()
+
+    async def _end(self, w: ChatWriter, reason: str, missed: tuple[str, int] | None = None) -> None:
+        chat = w.chat
+        try:
+            lc.next_state(chat["state"], lc.MISS if missed else lc.END)
+        except lc.IllegalTransition as exc:
+            raise FailedPrecondition(str(exc)) from None
+        if chat["countdown_ends_at"] is not None:
+            await timers.cancel(w.conn, COUNTDOWN, str(chat["id"]))
+        ended = now()
+        w.set(state=lc.ENDED, ended_at=ended, end_reason=reason, countdown_ends_at=None, queue_position=0,
+              estimated_wait_seconds=0)
+        if missed:
+            await w.system("missed", reason=missed[0])
+        await w.system("ended", time=ended.isoformat(), reason=reason)
+        await w.snapshot()
+        await w.publish(self._ended_event(chat, reason, missed))
+        await self._schedule_inactivity(w)
+
+    @staticmethod
+    def _ended_event(chat: dict, reason: str, missed: tuple[str, int] | None = None) -> ChatEnded:
+        event = ChatEnded(chat_id=str(chat["id"]), agent_id=chat["agent_id"], department_id=chat["department_id"],
+                          visitor_id=chat["visitor_id"], visitor_email=chat["visitor_email"],
+                          visitor_name=chat["visitor_name"], reason=reason, channel=f"CHANNEL_{chat['channel'].upper()}",
+                          question=chat["question"])
+        event.started_at.FromDatetime(chat["started_at"])
+        event.ended_at.FromDatetime(chat["ended_at"] or now())
+        if missed:
+            event.missed_reason, event.waited_seconds = missed
+        return event
+
+    async def complete(self, actor: Actor, chat_id: str) -> dict:
+        chat_id = parse_uuid(chat_id, "chat_id")
+        async with self.writing(actor.tenant, chat_id) as w:
+            await self._complete(w, actor, "agent")
+            return w.chat
+
+    async def _complete(self, w: ChatWriter, actor: Actor | None, reason: str) -> None:
+        chat = w.chat
+        if actor is not None and not (actor.role == "agent" and chat["agent_id"] == actor.sub):
+            raise PermissionDenied("only the assigned agent can complete this chat")
+        try:
+            lc.next_state(chat["state"], lc.COMPLETE)
+        except lc.IllegalTransition as exc:
+            raise FailedPrecondition(str(exc)) from None
+        if chat["state"] == lc.OPEN:
+            if chat["countdown_ends_at"] is not None:
+                await timers.cancel(w.conn, COUNTDOWN, str(chat["id"]))
+            w.set(ended_at=now(), end_reason=reason, countdown_ends_at=None)
+            await w.publish(self._ended_event(chat, reason))
+        w.set(state=lc.COMPLETED, completed_at=now())
+        if reason == "inactivity":
+            await w.system("auto_completed")
+        else:
+            await w.system("completed", agent_name=await self._name(w.conn, chat, chat["agent_id"]))
+            await timers.cancel(w.conn, INACTIVITY, str(chat["id"]))
+        await w.snapshot()
+        await w.publish(ChatCompleted(chat_id=str(chat["id"]), agent_id=chat["agent_id"], reason=reason,
+                                      department_id=chat["department_id"], visitor_id=chat["visitor_id"]))
+
+    async def reopen(self, actor: Actor, chat_id: str, template: dict | None) -> dict:
+        chat_id = parse_uuid(chat_id, "chat_id")
+        async with self.writing(actor.tenant, chat_id) as w:
+            chat = w.chat
+            if actor.role == "agent" and chat["agent_id"] != actor.sub:
+                raise PermissionDenied("only the chat's agent (or an admin) can reopen it")
+            ch = channel(chat["channel"])
+            draft = None
+            if template is not None:
+                try:
+                    draft = Draft(kind="rich", rich=check_rich(template, ch))
+                except ValueError as exc:
+                    raise invalid(exc) from None
+                if draft.rich["type"] != "template":
+                    raise InvalidArgument("template must be a RICH_TYPE_TEMPLATE element")
+            if window_closed(chat) and draft is None:
+                raise FailedPrecondition(f"the {chat['channel']} session window has closed: "
+                                         "reopen with an approved template")
+            name = await self._name(w.conn, chat, actor.sub) if actor.role == "agent" else actor.sub
+            await self._reopen(w, by_name=name, reason="agent")
+            if draft is not None and chat["state"] == lc.OPEN:
+                await w.append([draft], "agent", chat["agent_id"], outgoing=True)
+            return w.chat
+
+    async def _reopen(self, w: ChatWriter, by_name: str, reason: str) -> None:
+        chat = w.chat
+        try:
+            state = lc.next_state(chat["state"], lc.REOPEN, has_owner=bool(chat["agent_id"]))
+        except lc.IllegalTransition as exc:
+            raise FailedPrecondition(str(exc)) from None
+        w.set(state=state, ended_at=None, completed_at=None, end_reason="")
+        await w.system("reopened", by_name=by_name)
+        await w.snapshot()
+        await w.publish(ChatReopened(chat_id=str(chat["id"]), agent_id=chat["agent_id"],
+                                     department_id=chat["department_id"], visitor_id=chat["visitor_id"],
+                                     state=state, reason=reason))
+        if state == lc.OPEN:
+            await self._schedule_inactivity(w)
+        else:
+            await timers.cancel(w.conn, INACTIVITY, str(chat["id"]))
+
+    async def _schedule_inactivity(self, w: ChatWriter) -> None:
+        expiry = await store.inactivity_seconds(w.conn, w.tenant)
+        await timers.schedule(w.conn, w.tenant, INACTIVITY, str(w.chat["id"]), delay=expiry)
+
+    # --- timers ---------------------------------------------------------------------
+
+    async def on_countdown(self, timer: timers.Timer, conn) -> None:
+        async with self.writing(timer.tenant, uuid.UUID(timer.key), conn) as w:
+            ends = w.chat["countdown_ends_at"]
+            if w.chat["state"] == lc.OPEN and ends is not None and ends <= now() + timedelta(seconds=0.5):
+                await self._end(w, "countdown")
+
+    async def on_inactivity(self, timer: timers.Timer, conn) -> None:
+        async with self.writing(timer.tenant, uuid.UUID(timer.key), conn) as w:
+            chat = w.chat
+            if chat["state"] not in (lc.OPEN, lc.ENDED):
+                return
+            expiry = timedelta(seconds=await store.inactivity_seconds(conn, w.tenant))
+            due = max(chat["last_activity_at"], chat["ended_at"] or chat["last_activity_at"]) + expiry
+            if due <= now():
+                await self._complete(w, None, "inactivity")
+            else:
+                await timers.schedule(conn, w.tenant, INACTIVITY, timer.key, due_at=due)
+
+    # --- CONV-04: delivery status -------------------------------------------------------
+
+    async def update_status(self, actor: Actor, chat_id: str, seq: int, status: str, reason: str) -> dict:
+        chat_id = parse_uuid(chat_id, "chat_id")
+        if status == "failed" and reason not in FAILURE_REASONS:
+            raise InvalidArgument(f"a failed status needs failure_reason, one of {', '.join(FAILURE_REASONS)}")
+        if status != "failed" and reason:
+            raise InvalidArgument("failure_reason goes with the FAILED status only")
+        async with self.writing(actor.tenant, chat_id) as w:
+            self.check_read(actor, w.chat, chat_id)
+            message = await store.message(w.conn, actor.tenant, chat_id, seq)
+            if message is None:
+                raise NotFound(f"message {seq} not found in this chat")
+            if not message["outgoing"]:
+                raise FailedPrecondition(f"message {seq} was not sent to the visitor: it has no delivery status")
+            try:
+                new = next_status(message["status"], status, channel(w.chat["channel"]))
+            except ValueError as exc:
+                raise invalid(exc) from None
+            except LookupError as exc:
+                raise FailedPrecondition(str(exc)) from None
+            if new is not None:
+                await store.set_status(w.conn, actor.tenant, chat_id, seq, new, reason)
+                await w.event("status", {"message_seq": seq, "status": new, "failure_reason": reason})
+                message.update(status=new, failure_reason=reason)
+            return message
+
+    async def resend(self, actor: Actor, chat_id: str, seq: int, template: dict | None) -> list[dict]:
+        chat_id = parse_uuid(chat_id, "chat_id")
+        async with self.writing(actor.tenant, chat_id) as w:
+            chat = w.chat
+            if not await self._member(w.conn, chat, actor.sub):
+                raise PermissionDenied(f"agent {actor.sub} is not in this chat")
+            original = await store.message(w.conn, actor.tenant, chat_id, seq)
+            if original is None:
+                raise NotFound(f"message {seq} not found in this chat")
+            if original["status"] != "failed":
+                raise FailedPrecondition(f"message {seq} has not failed ({original['status'] or 'incoming'}): "
+                                         "only failed messages are resent")
+            if chat["state"] != lc.OPEN:
+                raise FailedPrecondition(f"the chat is {chat['state']}")
+            ch = channel(chat["channel"])
+            body = original["body"]
+            draft = Draft(kind=original["kind"], text=original["text"],
+                          spans=tuple(Span(**s) for s in body.get("spans", [])), file=body.get("file"),
+                          link=body.get("link"), rich=body.get("rich"))
+            if template is not None:
+                try:
+                    draft = Draft(kind="rich", rich=check_rich(template, ch))
+                except ValueError as exc:
+                    raise invalid(exc) from None
+            if window_closed(chat) and (draft.rich or {}).get("type") != "template":
+                raise FailedPrecondition(f"the {chat['channel']} session window has closed: "
+                                         "resend with an approved template")
+            return await w.append(split(draft, ch.max_text), "agent", actor.sub, outgoing=True, resent_from_seq=seq)
+
+    # --- typing ----------------------------------------------------------------------
+
+    async def typing_check(self, actor: Actor, chat_id: str) -> tuple[dict, str, str]:
+        """Who is typing where; refuses chats the caller cannot see or channels without typing."""
+        chat, _ = await self.read_chat(actor, chat_id)
+        if not channel(chat["channel"]).typing_indicator:
+            raise FailedPrecondition(f"channel {chat['channel']} has no typing indicator")
+        if actor.role in ("visitor", "service"):
+            return chat, "visitor", chat["visitor_id"]
+        return chat, "agent", actor.sub
+
+    async def visitor_input(self, actor: Actor, chat_id) -> bool:
+        """Visitor typing during a countdown stops it ("support end interrupted")."""
+        async with self.writing(actor.tenant, chat_id) as w:
+            if w.chat["countdown_ends_at"] is None:
+                return False
+            await self._cancel_countdown(w, by="visitor")
+            return True
+
+    # --- CONV-03/15: system events and bot handover ---------------------------------
+
+    async def post_system(self, actor: Actor, chat_id: str, type_name: str, params: dict[str, str]) -> dict:
+        chat_id = parse_uuid(chat_id, "chat_id")
+        if len(params) > 10 or any(len(k) > 40 or len(v) > 200 or "\x00" in v for k, v in params.items()):
+            raise InvalidArgument("params: at most 10, names up to 40 and values up to 200 characters")
+        try:
+            sysmsg.validate(type_name, params, external=True)
+        except ValueError as exc:
+            raise invalid(exc) from None
+        async with self.writing(actor.tenant, chat_id) as w:
+            return await w.system(type_name, **params)
+
+    async def hand_over(self, actor: Actor, chat_id: str, summary: str, department_id: str) -> dict:
+        chat_id = parse_uuid(chat_id, "chat_id")
+        summary = short(summary, "summary", 2000)
+        department_id = short(department_id, "department_id", 64)
+        async with self.writing(actor.tenant, chat_id) as w:
+            chat = w.chat
+            try:
+                state = lc.next_state(chat["state"], lc.HANDOVER)
+            except lc.IllegalTransition as exc:
+                raise FailedPrecondition(str(exc)) from None
+            department_id = department_id or chat["department_id"]
+            if not department_id:
+                raise InvalidArgument("department_id is required: the chat has no department to hand over to")
+            if summary:
+                await w.append([Draft(kind="note", text=summary)], "bot", chat["bot_id"] or actor.sub, outgoing=False)
+            w.set(state=state, department_id=department_id)
+            await w.system("bot_handover")
+            await w.snapshot()
+            await w.publish(BotHandedOver(chat_id=str(chat["id"]), department_id=department_id,
+                                          visitor_id=chat["visitor_id"], visitor_email=chat["visitor_email"],
+                                          summary=summary))
+            return chat
+
+    # --- events from routing ------------------------------------------------------------
+
+    async def assigned(self, conn, tenant: str, chat_id, agent_id: str, agent_name: str, previous: str,
+                       how: str, department_id: str) -> None:
+        async with self.writing(tenant, chat_id, conn) as w:
+            chat = w.chat
+            if chat["state"] not in lc.LIVE or (chat["state"] == lc.OPEN and chat["agent_id"] == agent_id):
+                return
+            old = chat["agent_id"] or previous
+            if old and old != agent_id:
+                await store.leave(conn, tenant, chat["id"], old)
+            await store.upsert_participant(conn, tenant, chat["id"], agent_id, agent_name, "owner")
+            w.set(state=lc.OPEN, agent_id=agent_id, queue_position=0, estimated_wait_seconds=0,
+                  **({"department_id": department_id} if department_id else {}))
+            kind = {"accepted": "accepted", "transferred": "transferred"}.get(how, "assigned")
+            await w.system(kind, agent_name=agent_name or agent_id, agent_id=agent_id)
+            await w.snapshot()
+            await self._schedule_inactivity(w)
+
+    async def invited(self, conn, tenant: str, chat_id, agent_id: str, agent_name: str, by_agent: str,
+                      note: str) -> None:
+        async with self.writing(tenant, chat_id, conn) as w:
+            if w.chat["state"] not in lc.LIVE or await self._member(conn, w.chat, agent_id):
+                return
+            by_name = await self._name(conn, w.chat, by_agent)
+            await store.upsert_participant(conn, tenant, w.chat["id"], agent_id, agent_name, "invited")
+            await w.system("agent_invited", agent_name=agent_name or agent_id, by_name=by_name, note=note)
+            await w.snapshot()
+
+    async def transfer_requested(self, conn, tenant: str, chat_id, from_agent: str, target: str, note: str,
+                                 transfer_id: str) -> None:
+        async with self.writing(tenant, chat_id, conn) as w:
+            await w.system("transfer_requested", from_name=await self._name(conn, w.chat, from_agent),
+                           target=target, note=note or "-", transfer_id=transfer_id)
+
+    async def transfer_declined(self, conn, tenant: str, chat_id, target: str, reason: str, note: str,
+                                transfer_id: str, returned_to_queue: bool) -> None:
+        async with self.writing(tenant, chat_id, conn) as w:
+            under = 0
+            if transfer_id:
+                under = await store.find_system_message(conn, tenant, w.chat["id"], "transfer_requested",
+                                                        "transfer_id", transfer_id) or 0
+            await w.system("transfer_declined", reply_to_seq=under, target=target, reason=reason or "-",
+                           note=note or "-", transfer_id=transfer_id)
+            if returned_to_queue and w.chat["state"] == lc.OPEN:
+                lc.next_state(lc.OPEN, lc.RETURN_TO_QUEUE)
+                if w.chat["agent_id"]:
+                    await store.leave(conn, tenant, w.chat["id"], w.chat["agent_id"])
+                w.set(state=lc.QUEUED, agent_id="")
+                await timers.cancel(conn, INACTIVITY, str(w.chat["id"]))
+                await w.system("returned_to_queue")
+                await w.snapshot()
+
+    async def missed(self, conn, tenant: str, chat_id, reason: str, waited: int) -> None:
+        async with self.writing(tenant, chat_id, conn) as w:
+            if lc.allowed(w.chat["state"], lc.MISS):
+                await self._end(w, "missed", missed=(reason or "no_agent_accepted", waited))
+
+    async def queue_position(self, conn, tenant: str, chat_id, position: int, wait: int) -> None:
+        async with self.writing(tenant, chat_id, conn) as w:
+            if w.chat["state"] != lc.QUEUED:
+                return
+            w.set(queue_position=position, estimated_wait_seconds=wait)
+            await w.event("queue", {"position": position, "estimated_wait_seconds": wait})

@@ -1,0 +1,129 @@
+"""CONV-14: live fan-out of a chat to its watchers, across any number of replicas.
+
+Durable events (messages, chat snapshots, delivery statuses, queue updates) are rows
+carrying the chat's sequence number. The transaction that writes them also runs
+`pg_notify('kaiwa_live_<schema>', '<chat_id> <last_seq>')`; PostgreSQL delivers that to
+every listening replica if and only if the transaction commits, in commit order. Each
+replica keeps ONE listening connection (this hub) and wakes its local watchers of that
+chat. A watcher then reads (last seen, notified] from the database: the database is the
+only source of content, so a notification arriving late, twice or out of order simply
+fills the gap from the database, and a watcher never moves backwards (no duplicates).
+Notifications missed while the listener reconnects are covered by waking every watcher
+after a reconnect and by a slow poll of chats.last_seq. Resuming = replaying from the
+database after the client's last sequence number.
+
+Ephemeral events are never stored: typing goes over core NATS on
+`live.<prefix>.conversation.<tenant>.<chat_id>.typing` (outside the JetStream streams),
+received through one process-wide subscription; countdown ticks are computed by each
+watcher from the chat's countdown_ends_at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+
+import asyncpg
+
+log = logging.getLogger("kaiwa.conversation.live")
+
+WAKE, TYPING = "wake", "typing"
+
+
+class Watcher:
+    def __init__(self, chat_id: str):
+        self.chat_id = chat_id
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+
+    def offer(self, item) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:  # a stuck client: a wake is implied by the poll anyway
+            pass
+
+
+def _token(value: str) -> str:
+    return value if re.fullmatch(r"[A-Za-z0-9_-]+", value) else "x" + value.encode().hex()
+
+
+class LiveHub:
+    def __init__(self, ctx, schema: str):
+        self.ctx = ctx
+        self.channel = f"kaiwa_live_{schema}"
+        self.watchers: dict[str, set[Watcher]] = {}
+        self.root = f"live.{_token(ctx.settings.subject_prefix)}.conversation"
+
+    @contextlib.contextmanager
+    def watch(self, chat_id: str):
+        watcher = Watcher(chat_id)
+        self.watchers.setdefault(chat_id, set()).add(watcher)
+        try:
+            yield watcher
+        finally:
+            group = self.watchers.get(chat_id)
+            if group is not None:
+                group.discard(watcher)
+                if not group:
+                    del self.watchers[chat_id]
+
+    def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
+        chat_id, _, seq = payload.partition(" ")
+        for watcher in self.watchers.get(chat_id, ()):
+            watcher.offer((WAKE, int(seq)))
+
+    def _wake_all(self) -> None:
+        for group in self.watchers.values():
+            for watcher in group:
+                watcher.offer((WAKE, 0))
+
+    def typing_subject(self, tenant: str, chat_id: str) -> str:
+        return f"{self.root}.{_token(tenant)}.{chat_id}.typing"
+
+    async def publish_typing(self, tenant: str, chat_id: str, sender_kind: str, sender_id: str, typing: bool) -> None:
+        data = json.dumps({"sender_kind": sender_kind, "sender_id": sender_id, "typing": typing}).encode()
+        await self.ctx.nc.publish(self.typing_subject(tenant, chat_id), data)
+
+    async def _on_typing(self, msg) -> None:
+        chat_id = msg.subject.split(".")[-2]
+        group = self.watchers.get(chat_id)
+        if group:
+            data = json.loads(msg.data)
+            for watcher in group:
+                watcher.offer((TYPING, data))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The replica's one LISTEN connection and one NATS subscription."""
+        subscription = await self.ctx.nc.subscribe(f"{self.root}.>", cb=self._on_typing)
+        backoff = 0.1
+        try:
+            while not stop.is_set():
+                lost = asyncio.Event()
+                conn = None
+                try:
+                    conn = await asyncpg.connect(self.ctx.settings.database_url)
+                    conn.add_termination_listener(lambda _c: lost.set())
+                    await conn.add_listener(self.channel, self._on_notify)
+                    self._wake_all()
+                    backoff = 0.1
+                    waiters = [asyncio.ensure_future(lost.wait()), asyncio.ensure_future(stop.wait())]
+                    try:
+                        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for w in waiters:
+                            w.cancel()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("live listener lost, reconnecting", extra={"fields": {"error": repr(exc)}})
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5)
+                finally:
+                    if conn is not None and not conn.is_closed():
+                        with contextlib.suppress(Exception):
+                            await conn.close(timeout=2)
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()

@@ -1,0 +1,1 @@
+"""Kaiwa routing service: agents, departments, offers, assignment, queue, transfers, team."""

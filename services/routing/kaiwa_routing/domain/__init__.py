@@ -1,0 +1,1 @@
+"""Routing's pure model: no I/O, no protobuf."""

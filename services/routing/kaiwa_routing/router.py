@@ -1,0 +1,204 @@
+"""The routing pass: offer a queue's waiting chats to the agents who may take them.
+
+A pass runs for one queue (a tenant's department, or its chats without a department),
+under that queue's transaction-scoped advisory lock, so passes of one queue never
+interleave, whichever replica runs them. It walks the waiting chats in queue order
+(priority rule, then arrival) and hands out *offer slots*: an agent holds at most
+max_chats - active_chats open offers, so the chats at the head of the queue are offered
+first and a flood of chats never turns into a flood of offers.
+
+Who is asked, per chat, in this order of groups (a group is left for the next one only
+once every member has declined it or let it time out):
+  1. the agents of the first matching assignment rule who are online below their maximum;
+  2. for a CRM-owner department, the CRM record's owner when online below their maximum;
+  3. the department's online agents (the whole tenant's for a chat without department).
+Ring-all offers the chat to every untried member with a free slot at once; round robin,
+least loaded and CRM owner offer it to one agent and wait for the accept timeout.
+
+Passes run inside the transaction that changed the queue (an event, a timer) or, after
+an RPC commits, in the background (`kick`); a periodic sweep on every replica catches up
+whatever a crash between commit and kick left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import defaultdict
+
+from kaiwa.events.v1 import routing_pb2 as ev
+
+from kaiwa_common import timers
+from kaiwa_common.db import unit_of_work
+
+from . import store
+from .domain.model import DEFAULT_ACCEPT_TIMEOUT, Candidate
+from .domain.rules import first_match
+from .domain.strategy import choose, fallback_strategy
+from .notify import OFFERS, offers_key
+
+log = logging.getLogger("kaiwa.routing.router")
+
+PAGE = 200
+OFFER_TIMEOUT = "offer_timeout"
+QUEUE_POSITIONS = "queue_positions"
+
+
+def queue_key(tenant: str, department_id: str | None) -> str:
+    return f"{tenant}|{department_id or ''}"
+
+
+def position_interval() -> float:
+    return float(os.environ.get("KAIWA_ROUTING_POSITION_INTERVAL", "1.0"))
+
+
+class Router:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self._dirty: dict[tuple[str, str | None], bool] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- the pass ---------------------------------------------------------------------
+
+    async def route_queue(self, conn, tenant: str, department_id: str | None) -> int:
+        """Offer what can be offered now; returns the number of chats offered."""
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                           "routing:" + queue_key(tenant, department_id))
+        dept = await store.department(conn, tenant, department_id)
+        strategy = dept["strategy"] if dept else "ring_all"
+        accept_timeout = dept["accept_timeout_seconds"] if dept else DEFAULT_ACCEPT_TIMEOUT
+        pool = await store.candidates(conn, tenant, department_id)
+        rules = [r for r in await store.rules(conn, tenant, "assignment") if r.applies_to(department_id)]
+        everyone = pool
+        if department_id is not None and (rules or strategy == "crm_owner"):
+            everyone = await store.candidates(conn, tenant, None)
+        slots = {c.agent_id: c.free_slots for c in everyone}
+        by_id = {c.agent_id: c for c in everyone}
+        by_email = {c.email: c for c in everyone}
+        offered_chats = 0
+        if any(n > 0 for n in slots.values()):
+            offset = 0
+            while any(n > 0 for n in slots.values()):
+                page = await store.queued_page(conn, tenant, department_id, PAGE, offset)
+                if not page:
+                    break
+                offset += len(page)
+                asked: dict = defaultdict(lambda: defaultdict(set))
+                for row in await store.offers_for_chats(conn, [c["id"] for c in page]):
+                    asked[row["chat_id"]][row["kind"]].add(str(row["agent_id"]))
+                for chat in page:
+                    groups = self._groups(chat, strategy, pool, by_id, by_email, rules, department_id)
+                    mode, chosen = self._pick(groups, asked[chat["id"]], slots)
+                    if not chosen or not await store.try_lock_queued(conn, chat["id"]):
+                        continue
+                    await self._offer(conn, tenant, chat, mode, chosen, accept_timeout)
+                    for c in chosen:
+                        slots[c.agent_id] -= 1
+                    offered_chats += 1
+        await self._announce_positions_later(conn, tenant, department_id)
+        return offered_chats
+
+    def _groups(self, chat, strategy, pool, by_id, by_email, rules, department_id) -> list[tuple[str, list[Candidate]]]:
+        facts = chat["crm"]
+        groups = []
+        rule = first_match(rules, "assignment", department_id, facts)
+        if rule is not None:
+            members = [by_id[a] for a in rule.agent_ids if a in by_id]
+            if members:
+                groups.append((fallback_strategy(strategy), members))
+        if strategy == "crm_owner" and facts and facts.get("owner") in by_email:
+            groups.append(("crm_owner", [by_email[facts["owner"]]]))
+        groups.append((fallback_strategy(strategy), pool))
+        return groups
+
+    @staticmethod
+    def _pick(groups, asked, slots) -> tuple[str, list[Candidate]]:
+        offered, declined, timed_out = asked["offered"], asked["declined"], asked["timeout"]
+        for mode, group in groups:
+            ids = {c.agent_id for c in group}
+            live = ids & offered
+            untried = ids - offered - declined - timed_out
+            if not (live or untried):
+                continue  # everyone here said no or let it ring out: the next group
+            if mode != "ring_all" and live:
+                return mode, []  # one offer at a time: wait for the answer
+            return mode, choose(mode, [c for c in group if c.agent_id in untried and slots[c.agent_id] > 0])
+        # Everyone was asked: ask again those who let it time out (not those who declined).
+        mode, group = groups[-1]
+        retry = [c for c in group if c.agent_id in timed_out and c.agent_id not in offered and slots[c.agent_id] > 0]
+        return mode, choose(mode, retry)
+
+    async def _offer(self, conn, tenant, chat, mode, chosen, accept_timeout) -> None:
+        agent_ids = [c.agent_id for c in chosen]
+        await store.insert_offers(conn, tenant, chat["id"], agent_ids)
+        department_id = str(chat["department_id"]) if chat["department_id"] else ""
+        if mode != "ring_all":
+            await store.mark_offered(conn, chat["department_id"], agent_ids[0])
+            await timers.schedule(conn, tenant, OFFER_TIMEOUT, str(chat["id"]), delay=accept_timeout,
+                                  payload={"agent_id": agent_ids[0]})
+        await self.ctx.outbox.add(conn, tenant, ev.ChatOffered(chat_id=str(chat["id"]), department_id=department_id,
+                                                               agent_ids=agent_ids))
+        for agent_id in agent_ids:
+            await store.notify(conn, OFFERS, offers_key(tenant, agent_id))
+
+    async def _announce_positions_later(self, conn, tenant: str, department_id: str | None) -> None:
+        """Queue positions are announced at most once per interval per queue (a timer row)."""
+        await conn.execute(
+            "INSERT INTO timers (tenant, kind, key, due_at, payload) VALUES ($1, $2, $3, "
+            "now() + make_interval(secs => $4), $5) ON CONFLICT (kind, key) DO NOTHING",
+            tenant, QUEUE_POSITIONS, queue_key(tenant, department_id), position_interval(),
+            {"department_id": department_id})
+
+    # --- background passes ------------------------------------------------------------
+
+    def kick(self, tenant: str, department_id: str | None) -> None:
+        """Run a pass for this queue soon, in this process (after the caller committed)."""
+        key = (tenant, department_id)
+        if key in self._dirty:
+            self._dirty[key] = True  # a pass is running: run once more after it
+            return
+        self._dirty[key] = False
+        task = asyncio.get_running_loop().create_task(self._run(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, key) -> None:
+        tenant, department_id = key
+        try:
+            while True:
+                self._dirty[key] = False
+                try:
+                    async with unit_of_work(self.ctx.pool) as conn:
+                        await self.route_queue(conn, tenant, department_id)
+                except Exception as exc:  # the sweep will come back to this queue
+                    log.warning("routing pass failed", extra={"fields": {"tenant": tenant, "error": repr(exc)}})
+                    return
+                if not self._dirty.get(key):
+                    return
+        finally:
+            self._dirty.pop(key, None)
+
+    async def sweep(self, stop: asyncio.Event) -> None:
+        """Every few seconds, a pass for every queue with waiting chats (crash catch-up)."""
+        interval = float(os.environ.get("KAIWA_ROUTING_SWEEP", "2.0"))
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                async with self.ctx.pool.acquire() as conn:
+                    queues = await store.queues_with_chats(conn)
+                for row in queues:
+                    self.kick(row["tenant"], str(row["department_id"]) if row["department_id"] else None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("sweep failed", extra={"fields": {"error": repr(exc)}})
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,1 @@
+"""visitor: widget keys and visitor tokens, visitors, visits and page views."""
