@@ -113,6 +113,8 @@ async def test_plat01_postgres_restart_and_crash_services_reconnect(names, worke
                 ids.append(await eventually(write_succeeds, "writes to succeed again", timeout=30, interval=0.1))
                 ids += [(await client.write(f"{outage}-after-{i}")).value for i in range(20)]
                 await eventually(lambda: _equals(applied, len(ids)), "relay and consumer to resume", timeout=30)
+                await eventually(lambda: _relay_listening(pg.url, producer_schema),
+                                 "the relay to LISTEN for outbox notifications again")
 
                 async def timer_fired() -> bool:
                     return await _count(pg.url, producer_schema, "timer_fired") == (1 if outage == "stop" else 2)
@@ -131,6 +133,15 @@ async def test_plat01_postgres_restart_and_crash_services_reconnect(names, worke
             await conn.close()
     finally:
         pg.stop()
+
+
+async def _relay_listening(url: str, schema: str) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query = $1",
+                                   f'LISTEN "kaiwa_outbox_{schema}"') == 1
+    finally:
+        await conn.close()
 
 
 async def _equals(count, n: int) -> bool:

@@ -16,7 +16,8 @@ or in-process through `build_spec`.
 - Consumer (when a durable name is given): each event adds one `applied` row. Notes
   starting with "permanent" raise PermanentEventError, "flaky" fail transiently twice,
   "boom" raise an unexpected error every time.
-- Timer kind "bb_ping": each firing adds one `timer_fired` row.
+- Timer kind "bb_ping": each firing adds one `timer_fired` row; keys starting with
+  "flaky" fail on their first attempt.
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ def make_consumer(name: str, ack_wait: float = 30.0) -> ConsumerSpec:
 
 def timer_handler(runner: str):
     async def fire(timer: Timer, conn) -> None:
+        if timer.key.startswith("flaky") and timer.attempts == 0:
+            raise RuntimeError(f"timer {timer.key}: first attempt fails")
         await conn.execute("INSERT INTO timer_fired (tenant, key, runner) VALUES ($1, $2, $3)",
                            timer.tenant, timer.key, runner)
         await asyncio.sleep(0.002)  # hold the claimed batch a moment, as real handlers do

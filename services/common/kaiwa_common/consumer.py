@@ -59,25 +59,31 @@ class EventConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         subscription = None
         backoff = 0.1
-        while not stop.is_set():
-            try:
-                if subscription is None:
-                    await self.ensure()
-                    subscription = await self.js.pull_subscribe_bind(durable=self.spec.name, stream=self.stream)
+        try:
+            while not stop.is_set():
                 try:
-                    messages = await subscription.fetch(self.batch, timeout=1.0)
-                except asyncio.TimeoutError:
-                    continue
-                for msg in messages:
-                    await self.process(msg)
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("consumer loop error, retrying", extra={"fields": {"consumer": self.spec.name, "error": repr(exc)}})
-                subscription = None
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5)
+                    if subscription is None:
+                        await self.ensure()
+                        subscription = await self.js.pull_subscribe_bind(durable=self.spec.name, stream=self.stream)
+                    try:
+                        messages = await subscription.fetch(self.batch, timeout=1.0)
+                    except asyncio.TimeoutError:
+                        continue
+                    for msg in messages:
+                        await self.process(msg)
+                    backoff = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("consumer loop error, retrying", extra={"fields": {"consumer": self.spec.name, "error": repr(exc)}})
+                    await _unsubscribe(subscription)
+                    subscription = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5)
+        finally:
+            # Messages that arrived after a fetch timed out wait unprocessed in the subscription;
+            # left subscribed, they hold nc.drain() up until its timeout. Unacked, they come back.
+            await _unsubscribe(subscription)
 
     async def process(self, msg) -> None:
         try:
@@ -133,3 +139,12 @@ class EventConsumer:
             await msg.nak(delay=1.0)  # cannot record it now: keep it for later
             return
         await msg.term()
+
+
+async def _unsubscribe(subscription) -> None:
+    if subscription is None:
+        return
+    try:
+        await subscription.unsubscribe()
+    except Exception:
+        pass

@@ -16,6 +16,9 @@ log = logging.getLogger("kaiwa.db")
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # A pooled connection whose server died under it can fail this way instead of with a
+    # connection error (seen after kill -9 of PostgreSQL); the pool then replaces it.
+    asyncpg.InternalClientError,
     asyncpg.CannotConnectNowError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.TooManyConnectionsError,

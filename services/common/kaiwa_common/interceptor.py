@@ -3,6 +3,7 @@
 - not ready yet (PostgreSQL or NATS not up)  -> UNAVAILABLE
 - no or bad token                            -> UNAUTHENTICATED
 - role not allowed for the method            -> PERMISSION_DENIED
+- request bytes that do not decode           -> INVALID_ARGUMENT (grpc would say UNKNOWN)
 - DomainError raised by a handler            -> its status code and message
 - database briefly unreachable               -> UNAVAILABLE (safe to retry: nothing committed)
 """
@@ -18,7 +19,7 @@ import grpc
 from .auth import Identity, identity_from_metadata, reset_identity, set_identity
 from .config import Settings
 from .db import TRANSIENT_DB_ERRORS
-from .errors import DomainError, PermissionDenied, Unavailable
+from .errors import DomainError, InvalidArgument, PermissionDenied, Unavailable
 
 log = logging.getLogger("kaiwa.grpc")
 
@@ -50,8 +51,10 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
             else:
                 behavior, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
             wrapped = self._wrap_unary(method, behavior)
-        return factory(wrapped, request_deserializer=handler.request_deserializer,
-                       response_serializer=handler.response_serializer)
+        deserializer = handler.request_deserializer
+        if not handler.request_streaming:
+            deserializer = _tolerant(deserializer)
+        return factory(wrapped, request_deserializer=deserializer, response_serializer=handler.response_serializer)
 
     def _admit(self, method: str, metadata) -> Identity | None:
         if not self.is_ready():
@@ -75,6 +78,7 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(exc.code, exc.message)
             token = set_identity(identity)
             try:
+                _check_decoded(request)
                 return await behavior(request, context)
             except DomainError as exc:
                 await context.abort(exc.code, exc.message)
@@ -94,6 +98,7 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(exc.code, exc.message)
             token = set_identity(identity)
             try:
+                _check_decoded(request)
                 async for response in stream_responses(behavior, request, context):
                     yield response
             except DomainError as exc:
@@ -105,6 +110,33 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
                 reset_identity(token)
 
         return stream
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes did not decode, so the caller hears why."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+
+def _tolerant(deserializer):
+    if deserializer is None:
+        return None
+    descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+    expected = descriptor.full_name if descriptor is not None else "request"
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception:
+            return _Undecodable(f"malformed request: not a valid {expected} message")
+
+    return deserialize
+
+
+def _check_decoded(request) -> None:
+    if isinstance(request, _Undecodable):
+        raise InvalidArgument(request.message)
 
 
 async def stream_responses(behavior, request, context) -> AsyncIterator:

@@ -382,7 +382,7 @@ class Conversation:
         if actor is not None and not (actor.role == "agent" and chat["agent_id"] == actor.sub):
             raise PermissionDenied("only the assigned agent can complete this chat")
         try:
-            lc.next_state(chat["state"], lc.COMPLETE)
+            lc.next_state(chat["state"], lc.COMPLETE, has_owner=bool(chat["agent_id"]))
         except lc.IllegalTransition as exc:
             raise FailedPrecondition(str(exc)) from None
         if chat["state"] == lc.OPEN:
@@ -456,8 +456,8 @@ class Conversation:
     async def on_inactivity(self, timer: timers.Timer, conn) -> None:
         async with self.writing(timer.tenant, uuid.UUID(timer.key), conn) as w:
             chat = w.chat
-            if chat["state"] not in (lc.OPEN, lc.ENDED):
-                return
+            if chat["state"] not in (lc.OPEN, lc.ENDED) or not chat["agent_id"]:
+                return  # nobody to complete it for (e.g. a missed chat): it stays ended
             expiry = timedelta(seconds=await store.inactivity_seconds(conn, w.tenant))
             due = max(chat["last_activity_at"], chat["ended_at"] or chat["last_activity_at"]) + expiry
             if due <= now():

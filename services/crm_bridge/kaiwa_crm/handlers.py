@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 import asyncpg
 from kaiwa.events.v1.crm_pb2 import RecordCreated
-from kaiwa.events.v1.envelope_pb2 import Event
 
 from kaiwa_common.app import ServiceContext
 from kaiwa_common.db import unit_of_work
-from kaiwa_common.errors import InvalidArgument, NotFound, PermanentEventError
+from kaiwa_common.errors import NotFound
 
 from .adapters import crm_for
-from .domain import LEAD, AttachmentInfo, Record, RecordChanges, normalize_email
-from .transcripts import transcript_attachment
-
-log = logging.getLogger("kaiwa.crm")
-
-CHAT_SOURCE = "chat"
+from .domain import AttachmentInfo, Record, RecordChanges, normalize_email
 
 
 async def find_record(ctx: ServiceContext, tenant: str, email: str) -> Record:
@@ -34,7 +26,7 @@ async def upsert_record(ctx: ServiceContext, tenant: str, changes: RecordChanges
     async with unit_of_work(ctx.pool) as conn:
         record, created = await crm_for(conn, tenant).upsert(tenant, changes)
         if created:
-            await _record_created(ctx, conn, tenant, record, chat_id="")
+            await record_created(ctx, conn, tenant, record, chat_id="")
     return record
 
 
@@ -46,31 +38,7 @@ async def get_attachment(ctx: ServiceContext, tenant: str, attachment_id: str) -
     return found
 
 
-async def on_chat_ended(ctx: ServiceContext, event: Event, conn: asyncpg.Connection) -> None:
-    """CRM-07: a visitor who left an e-mail gets a lead (unless a record exists) with the
-    chat's transcript attached. Runs in the consumer's transaction; re-delivery of the
-    same chat replaces its attachment instead of adding another."""
-    ended, tenant = event.chat_ended, event.tenant
-    if not ended.visitor_email.strip():
-        return
-    try:
-        email = normalize_email(ended.visitor_email, "visitor_email")
-    except InvalidArgument as exc:
-        raise PermanentEventError(f"chat {ended.chat_id}: {exc.message}") from None
-    attachment = await transcript_attachment(ctx, tenant, ended.chat_id)
-    crm = crm_for(conn, tenant)
-    name = ended.visitor_name.strip()[:200]
-    record, created = await crm.add_if_absent(
-        tenant, RecordChanges(email=email, type=LEAD, name=name, source=CHAT_SOURCE))
-    if created:
-        await _record_created(ctx, conn, tenant, record, chat_id=ended.chat_id)
-    if attachment is not None:
-        await crm.attach(tenant, record.id, attachment)
-    log.info("chat transcript attached", extra={"fields": {
-        "tenant": tenant, "chat": ended.chat_id, "record": record.id, "created": created}})
-
-
-async def _record_created(ctx: ServiceContext, conn: asyncpg.Connection, tenant: str, record: Record,
+async def record_created(ctx: ServiceContext, conn: asyncpg.Connection, tenant: str, record: Record,
                           chat_id: str) -> None:
     await ctx.outbox.add(conn, tenant, RecordCreated(
         record_id=record.id, record_type=record.type, email=record.email, chat_id=chat_id, source=record.source))

@@ -7,10 +7,9 @@ from pathlib import Path
 from kaiwa.crm_bridge.v1 import crm_bridge_pb2_grpc
 
 from kaiwa_common.app import ServiceContext, ServiceSpec, run
-from kaiwa_common.consumer import ConsumerSpec
 
-from . import handlers
 from .api import CrmBridgeApi
+from .consumers import consumers
 
 STAFF = {"admin", "agent", "service"}
 
@@ -21,13 +20,6 @@ def _add_servicers(server, ctx: ServiceContext) -> None:
 
 def make_spec(schema: str = "crm", durable: str = "crm_bridge_chat_ended") -> ServiceSpec:
     """The service; tests give it a schema and a durable consumer name of their own."""
-
-    def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-        async def chat_ended(event, conn):
-            await handlers.on_chat_ended(ctx, event, conn)
-
-        return [ConsumerSpec(durable, "conversation", ["chat_ended"], chat_ended)]
-
     return ServiceSpec(
         name="crm_bridge",
         schema=schema,
@@ -35,7 +27,7 @@ def make_spec(schema: str = "crm", durable: str = "crm_bridge_chat_ended") -> Se
         grpc_services=["kaiwa.crm_bridge.v1.CrmBridgeService"],
         policy={"FindRecord": STAFF, "UpsertRecord": STAFF, "GetAttachment": STAFF},
         add_servicers=_add_servicers,
-        consumers=consumers,
+        consumers=lambda ctx: consumers(ctx, durable),
     )
 
 

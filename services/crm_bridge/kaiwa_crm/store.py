@@ -73,7 +73,8 @@ async def upsert_attachment(conn: asyncpg.Connection, tenant: str, record_id: st
     return str(attachment_id)
 
 
-async def get_attachment(conn: asyncpg.Connection, tenant: str, attachment_id: str) -> tuple[AttachmentInfo, bytes] | None:
+async def get_attachment(conn: asyncpg.Connection, tenant: str,
+                         attachment_id: str) -> tuple[AttachmentInfo, bytes] | None:
     row = await conn.fetchrow(
         "SELECT id, name, mime_type, octet_length(content) AS size, chat_id, created_at, content "
         "FROM attachments WHERE tenant = $1 AND id = $2", tenant, uuid.UUID(attachment_id))

@@ -14,13 +14,14 @@ from kaiwa.crm_bridge.v1.crm_bridge_pb2_grpc import CrmBridgeServiceStub
 from kaiwa.events.v1.envelope_pb2 import Event
 
 from kaiwa_common.config import Settings
-from kaiwa_crm.main import SPEC
+from kaiwa_crm.main import make_spec
 from tests.fixtures import auth, channel_to, running, status_of
 
 
 @pytest.fixture(scope="module")
 async def crm():
-    async with running(SPEC) as runner, channel_to(runner) as channel:
+    name = f"crm01_{uuid.uuid4().hex[:8]}"   # a schema and durable consumer of its own
+    async with running(make_spec(schema=name, durable=name), schema=name) as runner, channel_to(runner) as channel:
         yield CrmBridgeServiceStub(channel)
 
 

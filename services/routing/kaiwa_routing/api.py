@@ -180,7 +180,7 @@ class RoutingApi(RoutingServiceServicer):
             if c.op not in OPERATOR:
                 raise InvalidArgument(f"condition on {c.field!r} needs an operator")
             conditions.append(Condition(c.field.strip(), OPERATOR[c.op], c.value.strip()))
-        rule = Rule(id=parse_uuid(request.id, "rule id") if request.id else str(__import__("uuid").uuid4()),
+        rule = Rule(id=parse_uuid(request.id, "rule id") if request.id else "",
                     kind=RULE_KIND[request.kind], name=request.name.strip(), order=request.order,
                     department_id=parse_uuid(request.department_id, "department_id") if request.department_id else None,
                     conditions=tuple(conditions),

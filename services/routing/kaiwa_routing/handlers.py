@@ -8,6 +8,7 @@ CHECK, one open assignment per chat) back it up.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from datetime import datetime, timezone
@@ -219,6 +220,8 @@ class Routing:
                       previous_agent_id: str | None) -> list[Queue]:
         """Give a locked chat to an agent; returns the queues to route again afterwards."""
         agent_id = str(target["id"])
+        if previous_agent_id:  # two agents: lock both in id order, so crossing moves cannot deadlock
+            await store.lock_agents(conn, [agent_id, previous_agent_id])
         taken = await store.take_capacity(conn, tenant, agent_id)
         if taken is None:
             if target["availability"] != "online":
@@ -339,7 +342,9 @@ class Routing:
             missing = set(rule.agent_ids) - await store.existing_agents(conn, tenant, list(rule.agent_ids))
             if missing:
                 raise NotFound(f"agent {sorted(missing)[0]} does not exist")
-            if await store.rule_exists(conn, tenant, rule.id) is False:
+            if not rule.id:
+                return await store.upsert_rule(conn, tenant, dataclasses.replace(rule, id=store.new_id()))
+            if not await store.rule_exists(conn, tenant, rule.id):
                 raise NotFound(f"rule {rule.id} does not exist")
             return await store.upsert_rule(conn, tenant, rule)
 

@@ -110,6 +110,10 @@ async def agent_departments(conn: Conn, agent_id: str) -> list[str | None]:
     return [str(r["department_id"]) for r in rows]
 
 
+async def lock_agents(conn: Conn, agent_ids: list[str]) -> None:
+    await conn.execute("SELECT 1 FROM agents WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", agent_ids)
+
+
 async def take_capacity(conn: Conn, tenant: str, agent_id: str) -> asyncpg.Record | None:
     """One more open chat for an online agent below their maximum; None when not possible."""
     return await conn.fetchrow(
@@ -323,14 +327,16 @@ async def was_offered(conn: Conn, chat_id: str) -> bool:
 async def open_assignment(conn: Conn, tenant: str, chat: asyncpg.Record, agent_id: str, how: str,
                           previous_agent_id: str | None) -> None:
     await conn.execute(
-        "INSERT INTO assignments (tenant, chat_id, department_id, agent_id, how, previous_agent_id, queued_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO assignments (tenant, chat_id, department_id, agent_id, how, previous_agent_id, queued_at, assigned_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())",
         tenant, chat["id"], chat["department_id"], agent_id, how, previous_agent_id,
         chat["queued_at"] if how in ("accepted", "assigned") else None)
 
 
 async def release_assignment(conn: Conn, chat_id: str) -> None:
-    await conn.execute("UPDATE assignments SET released_at = now() WHERE chat_id = $1 AND released_at IS NULL", chat_id)
+    # clock_timestamp(): taken under the agent's row lock, so the history orders like the locks did.
+    await conn.execute("UPDATE assignments SET released_at = clock_timestamp() WHERE chat_id = $1 AND released_at IS NULL",
+                       chat_id)
 
 
 async def assignment_started(conn: Conn, chat_id: str) -> datetime | None:

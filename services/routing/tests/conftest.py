@@ -8,6 +8,7 @@ read back from kaiwa.routing.> on the same bus.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from dataclasses import dataclass, field
 
@@ -22,6 +23,9 @@ from kaiwa_common.config import Settings
 from kaiwa_common.events import make_event, subject
 from kaiwa_routing.main import SPEC
 from tests.fixtures import auth, channel_to, running
+
+# Queue positions are announced at most once per interval; short here so tests stay quick.
+os.environ.setdefault("KAIWA_ROUTING_POSITION_INTERVAL", "0.2")
 
 
 @dataclass
@@ -139,12 +143,6 @@ async def routing_service():
     async with running(SPEC) as runner:
         async with channel_to(runner) as channel:
             yield runner, RoutingServiceStub(channel)
-        import sys
-        async def dump():
-            await asyncio.sleep(5)
-            for t in asyncio.all_tasks():
-                t.print_stack(file=sys.stderr)
-        dumper = asyncio.get_running_loop().create_task(dump())
 
 
 @pytest.fixture(scope="module")

@@ -106,3 +106,25 @@ async def test_rout02_accept_bad_input(kit, tenant):
     taken = await accept(chat, kit.as_agent(a.id))
     assert taken.agent_id == a.id
     assert await status_of(accept(chat, kit.as_agent(a.id))) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_rout02_reopened_chat_goes_back_to_its_agent_or_else_the_queue(kit, events):
+    sales = await kit.department("Sales")
+    a = await kit.agent("a@example.com", [sales.id])
+    b = await kit.agent("b@example.com", [sales.id])
+    chat = await kit.start_chat(sales.id)
+    await kit.wait_offers(a.id, lambda o: chat in o)
+    await kit.stub.AcceptChat(pb.AcceptChatRequest(chat_id=chat), metadata=kit.as_agent(a.id))
+    await kit.end_chat(chat, a.id)
+    await kit.wait_agent(a.id, 0)
+    await kit.publish(conv.ChatReopened(chat_id=chat, agent_id=a.id, department_id=sales.id))
+    await kit.wait_state(chat, pb.ASSIGNMENT_STATE_ASSIGNED, a.id)
+    await kit.wait_agent(a.id, 1)
+    assert len(await events.wait("chat_assigned", 2, chat_id=chat, agent_id=a.id)) == 2
+
+    await kit.end_chat(chat, a.id)
+    await kit.wait_state(chat, pb.ASSIGNMENT_STATE_ENDED)
+    await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_OFFLINE), metadata=kit.as_agent(a.id))
+    await kit.publish(conv.ChatReopened(chat_id=chat, agent_id=a.id, department_id=sales.id))
+    await kit.wait_offers(b.id, lambda o: chat in o)
+    assert (await kit.assignment(chat)).state == pb.ASSIGNMENT_STATE_QUEUED

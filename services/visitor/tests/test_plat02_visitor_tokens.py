@@ -106,6 +106,7 @@ async def test_plat02_issue_visitor_token_bad_input(visitors, tenant):
         ("hello", grpc.StatusCode.UNAUTHENTICATED, "widget key is not valid"),
         ("wk.!!!.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", grpc.StatusCode.UNAUTHENTICATED, "widget key is not valid"),
         ("wk." + "A" * 600, grpc.StatusCode.UNAUTHENTICATED, "widget key is not valid"),
+        ("wk.日本語.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", grpc.StatusCode.UNAUTHENTICATED, "widget key is not valid"),
         (unknown, grpc.StatusCode.UNAUTHENTICATED, "unknown widget key"),
     ]:
         got, details = await failure(visitors.IssueVisitorToken(pb.IssueVisitorTokenRequest(widget_key=widget_key)))

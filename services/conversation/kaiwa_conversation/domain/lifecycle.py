@@ -46,7 +46,7 @@ _TRANSITIONS: dict[tuple[str, str], str] = {
 }
 
 _WHY_NOT = {
-    COMPLETE: "only an open or ended chat can be completed",
+    COMPLETE: "only an open or ended chat with an assigned agent can be completed",
     REOPEN: "only a completed or ended chat can be reopened",
     END: "the chat has already ended",
     HANDOVER: "only a bot conversation can be handed over",
@@ -73,6 +73,8 @@ def next_state(state: str, op: str, has_owner: bool = True) -> str:
         target = _TRANSITIONS[(state, op)]
     except KeyError:
         raise IllegalTransition(state, op) from None
+    if op == COMPLETE and not has_owner:
+        raise IllegalTransition(state, op)
     if op == REOPEN and not has_owner:
         return QUEUED
     return target

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import secrets
 import uuid
 
@@ -28,7 +27,7 @@ def tenant_of_key(key: str) -> str:
     try:
         padded = parts[1] + "=" * (-len(parts[1]) % 4)
         tenant = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, non-ASCII input
         raise Unauthenticated("widget key is not valid (expected the key shown when it was created)") from None
     if not tenant:
         raise Unauthenticated("widget key is not valid (expected the key shown when it was created)")
