@@ -211,8 +211,8 @@ async def bench_stream_latency(client: ConversationClient, chats: list[str], rat
                                         metadata=client.agent)
         ready += 1
         async for event in stream:
-            if event.HasField("message") and event.message.client_message_id:
-                arrived[event.message.client_message_id] = time.perf_counter()
+            if event.HasField("message") and event.message.text.startswith("live "):
+                arrived[event.message.text[5:]] = time.perf_counter()
 
     watchers = [asyncio.create_task(watch(c)) for c in chats]
     while ready < len(chats):
@@ -221,8 +221,8 @@ async def bench_stream_latency(client: ConversationClient, chats: list[str], rat
 
     async def send(i: int) -> None:
         key = f"m{i}"
-        await client.stub.SendMessage(pb.SendMessageRequest(chat_id=chats[i % len(chats)], text="live?",
-                                                            client_message_id=key), metadata=client.agent)
+        await client.stub.SendMessage(pb.SendMessageRequest(chat_id=chats[i % len(chats)], text=f"live {key}"),
+                                      metadata=client.agent)
         returned[key] = time.perf_counter()
 
     total = int(rate * seconds)

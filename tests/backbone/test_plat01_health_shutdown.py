@@ -12,7 +12,7 @@ from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from kaiwa_common.devservers import LocalNats, free_port
+from kaiwa_common.devservers import LocalNats, LocalPostgres, free_port
 from tests.backbone.support import NOT_SERVING, SERVING, BackboneClient, eventually, rpc_code, table_count
 from tests.backbone.worker import SERVICE
 from tests.fixtures import auth
@@ -86,3 +86,19 @@ async def test_plat01_sigterm_while_waiting_for_nats_exits_cleanly(db, names, wo
     await _waiting_for_nats(db, worker, names["producer"])
     worker.proc.send_signal(signal.SIGTERM)
     assert await worker.wait_exit() == 0
+
+
+async def test_plat01_health_waits_for_postgres(names, workers, tmp_path, tenant):
+    pg = LocalPostgres(tmp_path / "pg", free_port(), database="kaiwa")  # not started yet
+    try:
+        worker = workers("svc", schema=names["producer"], prefix=names["prefix"], database_url=pg.url).start()
+        await worker.wait_health(NOT_SERVING)
+        async with grpc.aio.insecure_channel(worker.address) as channel:
+            client = BackboneClient(channel, auth(tenant, "agent", "a1"))
+            assert await rpc_code(client.write("too early")) == grpc.StatusCode.UNAVAILABLE
+            assert await worker.health(SERVICE) == NOT_SERVING
+            pg.start()
+            await worker.wait_health(SERVING)
+            assert await rpc_code(client.write("now")) == grpc.StatusCode.OK
+    finally:
+        pg.stop()

@@ -43,15 +43,19 @@ async def test_plat01_nats_down_writes_accepted_and_delivered_once_after(db, nam
         async def applied() -> int:
             return await table_count(db, consumer_schema, "applied")
 
+        async def outbox() -> int:
+            return await table_count(db, producer_schema, "outbox")
+
         async with grpc.aio.insecure_channel(producer.address) as channel:
             client = BackboneClient(channel, auth(tenant, "agent", "a1"))
             ids = [(await client.write(f"before-{i}")).value for i in range(50)]
             await eventually(lambda: _equals(applied, 50), "events written before the outage to be applied")
+            await eventually(lambda: _equals(outbox, 0), "the relay to delete what JetStream acknowledged")
 
             nats_server.stop()
             # The write path does not need NATS: every call succeeds, the outbox grows.
             during = [(await client.write(f"during-{i}")).value for i in range(300)]
-            assert await table_count(db, producer_schema, "outbox") == len(during)
+            assert await outbox() == len(during)
             await eventually(lambda: _logged(producer, "relay could not publish"),
                              "the relay to fail publishing while NATS is down", timeout=20, interval=0.2)
             assert await applied() == 50
@@ -62,7 +66,7 @@ async def test_plat01_nats_down_writes_accepted_and_delivered_once_after(db, nam
             await eventually(lambda: _equals(applied, len(ids)), "every event to be applied after NATS is back",
                              timeout=45, interval=0.1)
         await wait_consumer_settled(nats_server.url, prefix, names["durable"])
-        assert await table_count(db, producer_schema, "outbox") == 0
+        assert await outbox() == 0
         assert_exactly_once(await applied_counts(db, consumer_schema, tenant), ids)
         assert consumer.running and producer.running
     finally:

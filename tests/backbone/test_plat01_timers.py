@@ -4,8 +4,6 @@ restart; a failing timer is retried and then fires once; a cancelled one never f
 
 from __future__ import annotations
 
-import asyncio
-
 from kaiwa_common.db import create_pool, unit_of_work
 from kaiwa_common.timers import cancel, schedule
 from tests.backbone.support import eventually

@@ -9,6 +9,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
 import asyncpg
+from opentelemetry import trace
+
+from .telemetry import tracer
 
 log = logging.getLogger("kaiwa.timers")
 
@@ -81,12 +84,17 @@ class TimerRunner:
         return len(rows)
 
     async def _fire(self, conn: asyncpg.Connection, timer: Timer) -> None:
-        try:
-            async with conn.transaction():  # savepoint: a failing handler leaves the timer in place
-                await conn.execute("DELETE FROM timers WHERE id = $1", timer.id)
-                await self.handlers[timer.kind](timer, conn)
-        except Exception:
-            log.exception("timer handler failed", extra={"fields": {"kind": timer.kind, "key": timer.key}})
-            await conn.execute(
-                "UPDATE timers SET attempts = attempts + 1, due_at = now() + make_interval(secs => $2) WHERE id = $1",
-                timer.id, min(2 ** timer.attempts, 60))
+        # A span of its own, so events the handler writes start a trace instead of none.
+        with tracer().start_as_current_span(f"timer {timer.kind}", attributes={
+                "kaiwa.timer.kind": timer.kind, "kaiwa.timer.key": timer.key, "kaiwa.tenant": timer.tenant}) as span:
+            try:
+                async with conn.transaction():  # savepoint: a failing handler leaves the timer in place
+                    await conn.execute("DELETE FROM timers WHERE id = $1", timer.id)
+                    await self.handlers[timer.kind](timer, conn)
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, repr(exc)))
+                log.exception("timer handler failed", extra={"fields": {"kind": timer.kind, "key": timer.key}})
+                await conn.execute(
+                    "UPDATE timers SET attempts = attempts + 1, due_at = now() + make_interval(secs => $2) "
+                    "WHERE id = $1", timer.id, min(2 ** timer.attempts, 60))

@@ -161,7 +161,11 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
                     async with self.ctx.pool.acquire() as conn:
                         target = max(target, await store.last_seq(conn, actor.tenant, chat["id"]) or 0)
                 elif item[0] == WAKE:
-                    target = max(target, item[1])
+                    seq, row = item[1], item[2]
+                    if row is not None and seq == last + 1 and target <= seq:  # in order: no database read
+                        last = target = seq
+                        yield self._event(actor, seq, "message", row, locale)
+                    target = max(target, seq)
                 elif item[0] == TYPING and item[1]["sender_id"] != me:
                     data = item[1]
                     yield pb.ChatEvent(seq=0, typing=pb.TypingEvent(

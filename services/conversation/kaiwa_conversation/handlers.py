@@ -12,11 +12,12 @@ from typing import AsyncIterator
 
 import asyncpg
 from kaiwa.events.v1.conversation_pb2 import (
-    BotHandedOver, ChatCompleted, ChatEnded, ChatReopened, ChatStarted)
+    BotHandedOver, ChatCompleted, ChatEnded, ChatReopened, ChatStarted, MessageSent)
 
 from kaiwa_common import timers
 from kaiwa_common.auth import current_identity
 from kaiwa_common.db import unit_of_work
+from kaiwa_common.events import make_event, subject
 from kaiwa_common.errors import (
     FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_uuid)
 
@@ -179,6 +180,9 @@ class Conversation:
     async def send_message(self, actor: Actor, cmd: SendCommand) -> list[dict]:
         chat_id = parse_uuid(cmd.chat_id, "chat_id")
         self._precheck(actor, cmd)
+        fast = await self._send_fast(actor, chat_id, cmd)
+        if fast is not None:
+            return fast
         async with self.writing(actor.tenant, chat_id) as w:
             chat, conn = w.chat, w.conn
             ch = channel(chat["channel"])
@@ -202,6 +206,45 @@ class Conversation:
             if cmd.complete:
                 await self._complete(w, actor, "agent")
         return rows
+
+    async def _send_fast(self, actor: Actor, chat_id, cmd: SendCommand) -> list[dict] | None:
+        """The common case in one statement: validate against a snapshot of the chat, then
+        write only if the chat is still exactly as seen (optimistic; None = take the locked path).
+
+        Anything that changes the chat besides appending (reopen, countdown cancel, complete),
+        needs another lookup (reply-to, canned, idempotency key, invited agents) or several
+        parts goes the locked way."""
+        if cmd.complete or cmd.reply_to_seq or cmd.canned_shortcut or cmd.client_message_id:
+            return None
+        async with self.ctx.pool.acquire() as conn:
+            chat = await store.get_chat(conn, actor.tenant, chat_id)
+            if chat is None:
+                raise NotFound(f"chat {chat_id} not found")
+            if actor.role in ("agent", "admin") and chat["agent_id"] != actor.sub:
+                return None
+            sender_kind, sender_id = await self._sender(conn, actor, chat, cmd)
+            if sender_kind == "visitor" and (chat["countdown_ends_at"] is not None or chat["state"] == lc.COMPLETED):
+                return None
+            ch = channel(chat["channel"])
+            draft = await self._draft(conn, cmd, ch, sender_kind, chat)
+            outgoing = sender_kind in ("agent", "bot") and draft.kind != "note"
+            self._refuse_state(chat, sender_kind, draft, outgoing)
+            if len(draft.text) > ch.max_text and not draft.emoji_only:
+                return None
+            row = {"tenant": actor.tenant, "chat_id": chat_id, "seq": chat["last_seq"] + 1, "id": uuid.uuid4(),
+                   "sender_kind": sender_kind, "sender_id": sender_id, "kind": draft.kind, "channel": chat["channel"],
+                   "text": draft.text, "body": draft.body(), "outgoing": outgoing, "reply_to_seq": None, "part": 0,
+                   "parts": 0, "resent_from_seq": None, "client_message_id": None, "emoji_only": draft.emoji_only,
+                   "status": "sent" if outgoing else None, "failure_reason": ""}
+            outbox = self.ctx.outbox
+            event = make_event(outbox.source, actor.tenant, MessageSent(
+                chat_id=str(chat_id), seq=row["seq"], message_id=str(row["id"]), sender_kind=sender_kind,
+                sender_id=sender_id, kind=draft.kind, text=draft.text))
+            inbound = (cmd.channel_sent_at or now()) if sender_kind == "visitor" else None
+            written = await store.append_if_unchanged(
+                conn, chat, row, inbound, event.id, subject(outbox.prefix, outbox.source, event.type),
+                event.SerializeToString(), outbox.channel, self.notify_channel)
+            return [row] if written else None
 
     @staticmethod
     def _precheck(actor: Actor, cmd: SendCommand) -> None:
@@ -270,22 +313,26 @@ class Conversation:
             raise invalid(exc) from None
 
     async def _check_state(self, w: ChatWriter, sender_kind: str, draft: Draft, outgoing: bool, actor: Actor) -> None:
-        state = w.chat["state"]
+        self._refuse_state(w.chat, sender_kind, draft, outgoing)
+        if sender_kind == "visitor" and w.chat["state"] == lc.COMPLETED and draft.kind != "note":
+            await self._reopen(w, by_name=w.chat["visitor_name"] or "visitor", reason="visitor")
+
+    @staticmethod
+    def _refuse_state(chat: dict, sender_kind: str, draft: Draft, outgoing: bool) -> None:
+        """Who may write in which state; a visitor writing to a completed chat reopens it."""
+        state = chat["state"]
         if draft.kind == "note":
             return
-        if sender_kind == "visitor":
-            if state == lc.ENDED:
-                raise FailedPrecondition("the chat has ended: start a new chat")
-            if state == lc.COMPLETED:
-                await self._reopen(w, by_name=w.chat["visitor_name"] or "visitor", reason="visitor")
-        elif sender_kind == "bot" and state != lc.BOT:
+        if sender_kind == "visitor" and state == lc.ENDED:
+            raise FailedPrecondition("the chat has ended: start a new chat")
+        if sender_kind == "bot" and state != lc.BOT:
             raise FailedPrecondition(f"the bot no longer holds this chat (it is {state})")
-        elif sender_kind == "agent" and state != lc.OPEN:
+        if sender_kind == "agent" and state != lc.OPEN:
             hint = ": reopen it first" if state in (lc.ENDED, lc.COMPLETED) else ""
             raise FailedPrecondition(f"the chat is {state}{hint}")
-        if outgoing and window_closed(w.chat) and (draft.rich or {}).get("type") != "template":
+        if outgoing and window_closed(chat) and (draft.rich or {}).get("type") != "template":
             raise FailedPrecondition(
-                f"the {w.chat['channel']} session window closed at {session_expires_at(w.chat):%Y-%m-%d %H:%M} UTC: "
+                f"the {chat['channel']} session window closed at {session_expires_at(chat):%Y-%m-%d %H:%M} UTC: "
                 "only an approved template may be sent")
 
     async def _check_reply(self, conn, chat: dict, ch: Channel, seq: int, sender_kind: str) -> None:
@@ -530,6 +577,9 @@ class Conversation:
             raise FailedPrecondition(f"channel {chat['channel']} has no typing indicator")
         if actor.role in ("visitor", "service"):
             return chat, "visitor", chat["visitor_id"]
+        async with self.ctx.pool.acquire() as conn:
+            if not await self._member(conn, chat, actor.sub):
+                raise PermissionDenied(f"agent {actor.sub} is not in this chat")
         return chat, "agent", actor.sub
 
     async def visitor_input(self, actor: Actor, chat_id) -> bool:

@@ -2,12 +2,14 @@
 
 Durable events (messages, chat snapshots, delivery statuses, queue updates) are rows
 carrying the chat's sequence number. The transaction that writes them also runs
-`pg_notify('kaiwa_live_<schema>', '<chat_id> <last_seq>')`; PostgreSQL delivers that to
-every listening replica if and only if the transaction commits, in commit order. Each
-replica keeps ONE listening connection (this hub) and wakes its local watchers of that
-chat. A watcher then reads (last seen, notified] from the database: the database is the
-only source of content, so a notification arriving late, twice or out of order simply
-fills the gap from the database, and a watcher never moves backwards (no duplicates).
+`pg_notify('kaiwa_live_<schema>', '<chat_id> <last_seq>[ <message as JSON>]')`;
+PostgreSQL delivers that to every listening replica if and only if the transaction
+commits, in commit order. Each replica keeps ONE listening connection (this hub) and
+wakes its local watchers of that chat. A watcher that receives exactly its next
+sequence number with the message attached delivers it at once; any other notification
+(late, twice, out of order, or without content) makes it read (last seen, notified]
+from the database, which is the source of truth, so there is never a gap, and a watcher
+never moves backwards (no duplicates).
 Notifications missed while the listener reconnects are covered by waking every watcher
 after a reconnect and by a slow poll of chats.last_seq. Resuming = replaying from the
 database after the client's last sequence number.
@@ -70,14 +72,19 @@ class LiveHub:
                     del self.watchers[chat_id]
 
     def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
-        chat_id, _, seq = payload.partition(" ")
-        for watcher in self.watchers.get(chat_id, ()):
-            watcher.offer((WAKE, int(seq)))
+        """'<chat_id> <seq>[ <message row as JSON>]'."""
+        group = self.watchers.get(payload[:36])
+        if not group:
+            return
+        _, seq, data = (payload.split(" ", 2) + [""])[:3]
+        row = json.loads(data) if data else None
+        for watcher in group:
+            watcher.offer((WAKE, int(seq), row))
 
     def _wake_all(self) -> None:
         for group in self.watchers.values():
             for watcher in group:
-                watcher.offer((WAKE, 0))
+                watcher.offer((WAKE, 0, None))
 
     def typing_subject(self, tenant: str, chat_id: str) -> str:
         return f"{self.root}.{_token(tenant)}.{chat_id}.typing"

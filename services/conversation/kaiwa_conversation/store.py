@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 
 import asyncpg
 
@@ -75,6 +76,33 @@ async def insert_messages(conn: asyncpg.Connection, rows: list[dict]) -> None:
     sent = await conn.fetch(_INSERT_MESSAGES, *[[r[c] for r in rows] for c in MESSAGE_COLUMNS])
     for row, s in zip(rows, sent):
         row["sent_at"] = s["sent_at"]
+
+
+_APPEND_IF_UNCHANGED = (
+    "WITH c AS (UPDATE chats SET last_seq = $3, last_activity_at = $26, "
+    "last_inbound_at = coalesce($18, last_inbound_at) "
+    "WHERE tenant = $1 AND id = $2 AND last_seq = $3 - 1 AND state = $19 AND agent_id = $20 "
+    "AND countdown_ends_at IS NULL RETURNING id), "
+    f"m AS (INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}, sent_at) "
+    "SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $26 FROM c RETURNING sent_at), "
+    "o AS (INSERT INTO outbox (id, tenant, subject, envelope) SELECT $21, $1, $22, $23 FROM c) "
+    "SELECT m.sent_at, pg_notify($24, ''), pg_notify($25, $2::text || ' ' || $3 || $27) FROM m")
+NOTIFY_LIMIT = 7900  # PostgreSQL refuses payloads of 8000 bytes and more
+
+
+async def append_if_unchanged(conn: asyncpg.Connection, chat: dict, row: dict, inbound_at, event_id: str,
+                              event_subject: str, envelope: bytes, outbox_channel: str, live_channel: str) -> bool:
+    """One statement (one implicit transaction): chat sequence, message, outbox event and
+    both wake-ups, applied only if the chat is still in the state the caller validated."""
+    row["sent_at"] = datetime.now(timezone.utc)
+    # The watchers of this chat get the message itself with the wake-up when it fits.
+    data = json.dumps({k: (str(v) if isinstance(v, uuid.UUID) else v.isoformat() if isinstance(v, datetime) else v)
+                       for k, v in row.items()}, ensure_ascii=False, separators=(",", ":"))
+    extra = " " + data if len(data.encode()) + 100 < NOTIFY_LIMIT else ""
+    sent_at = await conn.fetchval(
+        _APPEND_IF_UNCHANGED, *[row[c] for c in MESSAGE_COLUMNS], inbound_at, chat["state"], chat["agent_id"],
+        event_id, event_subject, envelope, outbox_channel, live_channel, row["sent_at"], extra)
+    return sent_at is not None
 
 
 async def insert_event(conn, tenant: str, chat_id, seq: int, kind: str, data: dict) -> None:

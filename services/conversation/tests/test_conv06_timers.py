@@ -81,6 +81,13 @@ async def test_conv06_visitor_typing_cancels_countdown(conv, tenant):
     await asyncio.sleep(60 * COUNTDOWN_SCALE + 0.5)  # past the cancelled deadline
     assert (await conv.stub.GetChat(pb.GetChatRequest(chat_id=chat.id),
                                     metadata=auth(tenant, "agent", AGENT))).state == pb.CHAT_STATE_OPEN
+    assert await status_of(conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=chat.id, typing=True),
+                                                  metadata=auth(tenant, "agent", "agent-2"))) == grpc.StatusCode.PERMISSION_DENIED
+    assert await status_of(conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=chat.id, typing=True),
+                                                  metadata=auth("other", "visitor", chat.visitor_id))) == grpc.StatusCode.NOT_FOUND
+    agent_typing = await conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=chat.id, typing=True),
+                                                metadata=auth(tenant, "agent", AGENT))
+    assert not agent_typing.countdown_cancelled
     typing_again = await conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=chat.id, typing=True),
                                                 metadata=visitor_of(chat, tenant))
     assert not typing_again.countdown_cancelled

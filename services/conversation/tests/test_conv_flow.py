@@ -7,6 +7,7 @@ import asyncio
 import io
 
 import grpc
+import pytest
 from kaiwa.conversation.v1 import conversation_pb2 as pb
 from pypdf import PdfReader
 
@@ -203,3 +204,23 @@ async def test_conv14_stream_bad_input(conv, tenant):
     assert await first_status(pb.StreamChatRequest(chat_id="x"), agent) == grpc.StatusCode.INVALID_ARGUMENT
     assert await first_status(pb.StreamChatRequest(chat_id=chat.id), auth("other", "agent", "agent-1")) == grpc.StatusCode.NOT_FOUND
     assert await first_status(pb.StreamChatRequest(chat_id=chat.id), auth(tenant, "visitor", "v-x")) == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_conv09_transcript_pdf_without_font_says_how_to_install_it(conv, tenant, monkeypatch):
+    from kaiwa_conversation import transcript as module
+
+    chat = await conv.open_chat(tenant)
+    monkeypatch.setenv(module.FONT_ENV, "/nonexistent/font.ttf")
+    module.font_path.cache_clear()
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await conv.stub.GetTranscript(pb.GetTranscriptRequest(chat_id=chat.id, include_pdf=True),
+                                          metadata=auth(tenant, "agent", "agent-1"))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "fonts-ipafont-gothic" in err.value.details() and module.FONT_ENV in err.value.details()
+        text_only = await conv.stub.GetTranscript(pb.GetTranscriptRequest(chat_id=chat.id),
+                                                  metadata=auth(tenant, "agent", "agent-1"))
+        assert text_only.text
+    finally:
+        monkeypatch.delenv(module.FONT_ENV)
+        module.font_path.cache_clear()

@@ -28,7 +28,7 @@ from .domain.model import (ASSIGNED, AVAILABILITIES, BOT, DEFAULT_ACCEPT_TIMEOUT
                            QUEUED, STRATEGIES, agent_settings, department_settings, normalize_email)
 from .domain.rules import Rule, first_match, validate_rule
 from .notify import OFFERS, TEAM, Notifier, offers_key
-from .router import OFFER_TIMEOUT, QUEUE_POSITIONS, Router
+from .router import OFFER_TIMEOUT, Router
 
 log = logging.getLogger("kaiwa.routing")
 
@@ -425,7 +425,9 @@ class Routing:
 
     async def on_offer_timeout(self, timer, conn) -> None:
         """The agent did not answer in time: the chat goes to the next candidate."""
-        chat = await store.lock_chat(conn, timer.tenant, timer.key)
+        locked, chat = await store.try_lock_chat(conn, timer.tenant, timer.key)
+        if not locked:
+            return await self._retry_timer_later(conn, timer)
         agent_id = timer.payload.get("agent_id")
         if chat is None or chat["state"] != QUEUED or not await store.delete_offer(conn, chat["id"], agent_id):
             return
@@ -438,7 +440,9 @@ class Routing:
     async def on_max_wait(self, timer, conn) -> None:
         """Nobody took the chat in the department's maximum wait: a missed chat."""
         tenant = timer.tenant
-        chat = await store.lock_chat(conn, tenant, timer.key)
+        locked, chat = await store.try_lock_chat(conn, tenant, timer.key)
+        if not locked:
+            return await self._retry_timer_later(conn, timer)
         if chat is None or chat["state"] != QUEUED:
             return
         department_id = _id(chat["department_id"]) or None
@@ -457,24 +461,29 @@ class Routing:
                                                              reason=reason, waited_seconds=waited))
         await self.router.route_queue(conn, tenant, department_id)
 
-    async def on_queue_positions(self, timer, conn) -> None:
-        """Announce changed queue positions (and estimates) of one queue."""
-        tenant = timer.tenant
-        department_id = timer.payload.get("department_id")
-        rows = await store.queue_with_positions(conn, tenant, department_id, 1000)
+    async def announce_positions(self, conn, tenant: str, department_id: str | None) -> int:
+        """Publish the queue positions (and estimates) that changed enough since last announced:
+        every change in the first 20 places, further back a move of a tenth or more."""
+        rows = await store.queue_with_positions(conn, tenant, department_id, 5000)
         if not rows:
-            return
+            return 0
         handling, accept = await store.handling_stats(conn, tenant, department_id)
         overview = await store.capacity_overview(conn, tenant, department_id)
         changed = []
         for row in rows:
-            if row["last_position"] == row["position"]:
+            last, position = row["last_position"], row["position"]
+            if last is not None and (last == position or (position > 20 and abs(last - position) < max(1, last // 10))):
                 continue
-            wait = estimated_wait(row["position"], handling, accept, overview["capacity"], overview["free"])
+            wait = estimated_wait(position, handling, accept, overview["capacity"], overview["free"])
             await self.ctx.outbox.add(conn, tenant, ev.QueuePositionChanged(
-                chat_id=str(row["id"]), position=row["position"], estimated_wait_seconds=wait))
-            changed.append((row["id"], row["position"]))
-        await store.set_last_positions(conn, changed)
+                chat_id=str(row["id"]), position=position, estimated_wait_seconds=wait))
+            changed.append((row["id"], position))
+        await store.record_announcements(conn, tenant, changed)
+        return len(changed)
+
+    async def _retry_timer_later(self, conn, timer) -> None:
+        """The chat is locked by a transaction in flight: fire again shortly, never wait on it here."""
+        await timers.schedule(conn, timer.tenant, timer.kind, timer.key, delay=0.05, payload=timer.payload)
 
     # --- conversation events ------------------------------------------------------------
 
@@ -688,7 +697,9 @@ class Routing:
         found = await store.transfer(conn, timer.tenant, timer.key)
         if found is None or found["state"] != "pending":
             return
-        chat = await store.lock_chat(conn, timer.tenant, found["chat_id"])
+        locked, chat = await store.try_lock_chat(conn, timer.tenant, found["chat_id"])
+        if not locked:
+            return await self._retry_timer_later(conn, timer)
         t = await conn.fetchrow("SELECT * FROM transfers WHERE id = $1 FOR UPDATE", found["id"])
         if t["state"] != "pending":
             return

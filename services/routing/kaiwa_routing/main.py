@@ -11,8 +11,11 @@ from kaiwa_common.app import ServiceSpec, run
 from kaiwa_common.consumer import ConsumerSpec
 
 from .api import RoutingApi
+from kaiwa_common.timers import TimerRunner
+
+from .announcer import Announcer
 from .handlers import MAX_WAIT, TRANSFER_TIMEOUT, Routing
-from .router import OFFER_TIMEOUT, QUEUE_POSITIONS
+from .router import OFFER_TIMEOUT
 
 SERVICE = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
 
@@ -80,12 +83,6 @@ def _consumers(ctx) -> list[ConsumerSpec]:
     return [ConsumerSpec("routing-conversation", "conversation", CONVERSATION_EVENTS, on_event)]
 
 
-def _timers(ctx):
-    routing = _routing(ctx)
-    return {OFFER_TIMEOUT: routing.on_offer_timeout, MAX_WAIT: routing.on_max_wait,
-            QUEUE_POSITIONS: routing.on_queue_positions, TRANSFER_TIMEOUT: routing.on_transfer_timeout}
-
-
 def _workers(ctx):
     routing = _routing(ctx)
 
@@ -95,7 +92,13 @@ def _workers(ctx):
         finally:
             await routing.router.close()
 
-    return [routing.notifier.run, sweep]
+    # Routing's timers (kaiwa_common.timers rows) fire one per transaction (batch=1): a
+    # handler locks a chat and runs a routing pass, and locks of unrelated timers held
+    # together in one transaction could form cycles with accepts and passes.
+    handlers = {OFFER_TIMEOUT: routing.on_offer_timeout, MAX_WAIT: routing.on_max_wait,
+                TRANSFER_TIMEOUT: routing.on_transfer_timeout}
+    timer_runner = TimerRunner(ctx.pool, handlers, ctx.settings.timer_poll_interval, batch=1)
+    return [routing.notifier.run, sweep, Announcer(routing).run, timer_runner.run]
 
 
 SPEC = ServiceSpec(
@@ -106,7 +109,6 @@ SPEC = ServiceSpec(
     policy=POLICY,
     add_servicers=_add_servicers,
     consumers=_consumers,
-    timers=_timers,
     workers=_workers,
 )
 

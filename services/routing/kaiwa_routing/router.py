@@ -42,15 +42,10 @@ log = logging.getLogger("kaiwa.routing.router")
 
 PAGE = 200
 OFFER_TIMEOUT = "offer_timeout"
-QUEUE_POSITIONS = "queue_positions"
 
 
 def queue_key(tenant: str, department_id: str | None) -> str:
     return f"{tenant}|{department_id or ''}"
-
-
-def position_interval() -> float:
-    return float(os.environ.get("KAIWA_ROUTING_POSITION_INTERVAL", "1.0"))
 
 
 class Router:
@@ -96,7 +91,6 @@ class Router:
                     for c in chosen:
                         slots[c.agent_id] -= 1
                     offered_chats += 1
-        await self._announce_positions_later(conn, tenant, department_id)
         return offered_chats
 
     def _groups(self, chat, strategy, pool, by_id, by_email, rules, department_id) -> list[tuple[str, list[Candidate]]]:
@@ -141,14 +135,6 @@ class Router:
                                                                agent_ids=agent_ids))
         for agent_id in agent_ids:
             await store.notify(conn, OFFERS, offers_key(tenant, agent_id))
-
-    async def _announce_positions_later(self, conn, tenant: str, department_id: str | None) -> None:
-        """Queue positions are announced at most once per interval per queue (a timer row)."""
-        await conn.execute(
-            "INSERT INTO timers (tenant, kind, key, due_at, payload) VALUES ($1, $2, $3, "
-            "now() + make_interval(secs => $4), $5) ON CONFLICT (kind, key) DO NOTHING",
-            tenant, QUEUE_POSITIONS, queue_key(tenant, department_id), position_interval(),
-            {"department_id": department_id})
 
     # --- background passes ------------------------------------------------------------
 

@@ -184,13 +184,13 @@ async def enqueue(conn: Conn, chat_id: str, department_id: str | None, crm: dict
     await conn.execute(
         "UPDATE chats SET state = 'queued', department_id = $2, crm = $3, priority = $4, "
         "priority_rank = CASE WHEN $4 > 0 THEN $4 ELSE 2147483647 END, queued_at = now(), agent_id = NULL, "
-        "assigned_at = NULL, ended_at = NULL, missed_reason = NULL, waited_seconds = NULL, last_position = NULL "
+        "assigned_at = NULL, ended_at = NULL, missed_reason = NULL, waited_seconds = NULL "
         "WHERE id = $1", chat_id, department_id, crm, priority)
 
 
 async def set_chat_assigned(conn: Conn, chat_id: str, agent_id: str) -> None:
-    await conn.execute("UPDATE chats SET state = 'assigned', agent_id = $2, assigned_at = now(), last_position = NULL "
-                       "WHERE id = $1", chat_id, agent_id)
+    await conn.execute("UPDATE chats SET state = 'assigned', agent_id = $2, assigned_at = now() WHERE id = $1",
+                       chat_id, agent_id)
 
 
 async def set_chat_ended(conn: Conn, chat_id: str) -> None:
@@ -198,8 +198,8 @@ async def set_chat_ended(conn: Conn, chat_id: str) -> None:
 
 
 async def set_chat_missed(conn: Conn, chat_id: str, reason: str, waited: int) -> None:
-    await conn.execute("UPDATE chats SET state = 'missed', ended_at = now(), missed_reason = $2, waited_seconds = $3, "
-                       "last_position = NULL WHERE id = $1", chat_id, reason, waited)
+    await conn.execute("UPDATE chats SET state = 'missed', ended_at = now(), missed_reason = $2, waited_seconds = $3 "
+                       "WHERE id = $1", chat_id, reason, waited)
 
 
 async def tombstone(conn: Conn, tenant: str, chat_id: str, department_id: str | None) -> None:
@@ -213,6 +213,15 @@ async def queued_page(conn: Conn, tenant: str, department_id: str | None, limit:
         "SELECT id, department_id, crm, queued_at, priority FROM chats WHERE tenant = $1 "
         "AND department_id IS NOT DISTINCT FROM $2 AND state = 'queued' "
         "ORDER BY priority_rank, queued_at, id LIMIT $3 OFFSET $4", tenant, department_id, limit, offset)
+
+
+async def try_lock_chat(conn: Conn, tenant: str, chat_id: str) -> tuple[bool, asyncpg.Record | None]:
+    """(locked, row) without waiting: (False, None) when another transaction holds the chat."""
+    row = await conn.fetchrow("SELECT * FROM chats WHERE tenant = $1 AND id = $2 FOR UPDATE SKIP LOCKED", tenant, chat_id)
+    if row is not None:
+        return True, row
+    exists = await conn.fetchval("SELECT true FROM chats WHERE tenant = $1 AND id = $2", tenant, chat_id)
+    return (False, None) if exists else (True, None)
 
 
 async def try_lock_queued(conn: Conn, chat_id: str) -> bool:
@@ -229,14 +238,23 @@ async def queue_position(conn: Conn, tenant: str, chat: asyncpg.Record) -> int:
 
 async def queue_with_positions(conn: Conn, tenant: str, department_id: str | None, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT id, department_id, priority, queued_at, last_position, "
-        "row_number() OVER (ORDER BY priority_rank, queued_at, id) AS position FROM chats "
-        "WHERE tenant = $1 AND department_id IS NOT DISTINCT FROM $2 AND state = 'queued' "
-        "ORDER BY priority_rank, queued_at, id LIMIT $3", tenant, department_id, limit)
+        "SELECT c.id, c.department_id, c.priority, c.queued_at, a.position AS last_position, "
+        "row_number() OVER (ORDER BY c.priority_rank, c.queued_at, c.id) AS position FROM chats c "
+        "LEFT JOIN queue_announcements a ON a.chat_id = c.id "
+        "WHERE c.tenant = $1 AND c.department_id IS NOT DISTINCT FROM $2 AND c.state = 'queued' "
+        "ORDER BY c.priority_rank, c.queued_at, c.id LIMIT $3", tenant, department_id, limit)
 
 
-async def set_last_positions(conn: Conn, positions: list[tuple[str, int]]) -> None:
-    await conn.executemany("UPDATE chats SET last_position = $2 WHERE id = $1 AND state = 'queued'", positions)
+async def record_announcements(conn: Conn, tenant: str, positions: list[tuple[str, int]]) -> None:
+    await conn.executemany(
+        "INSERT INTO queue_announcements (chat_id, tenant, position) VALUES ($1, $2, $3) "
+        "ON CONFLICT (chat_id) DO UPDATE SET position = EXCLUDED.position, at = now()",
+        [(chat_id, tenant, position) for chat_id, position in positions])
+
+
+async def forget_announcements(conn: Conn) -> None:
+    """Announcements of chats that no longer wait."""
+    await conn.execute("DELETE FROM queue_announcements a USING chats c WHERE c.id = a.chat_id AND c.state <> 'queued'")
 
 
 async def queues_with_chats(conn: Conn) -> list[asyncpg.Record]:

@@ -57,7 +57,6 @@ CREATE TABLE chats (
     ended_at       timestamptz,
     missed_reason  text,
     waited_seconds bigint,
-    last_position  integer,         -- the last queue position announced to the visitor
     CONSTRAINT chats_assigned_has_agent CHECK ((state = 'assigned') = (agent_id IS NOT NULL))
 );
 CREATE INDEX chats_queue ON chats (tenant, department_id, priority_rank, queued_at) WHERE state = 'queued';
@@ -160,3 +159,11 @@ CREATE TABLE team_messages (
     sent_at       timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX team_messages_tenant ON team_messages (tenant, seq);
+
+-- The queue position last announced to each waiting visitor (see Announcer).
+CREATE TABLE queue_announcements (
+    chat_id   uuid PRIMARY KEY,
+    tenant    text NOT NULL,
+    position  integer NOT NULL,
+    at        timestamptz NOT NULL DEFAULT now()
+);

@@ -131,27 +131,35 @@ async def test_rout02_two_replicas_never_exceed_capacity_double_assign_or_lose_a
         background.add(task)
         task.add_done_callback(background.discard)
 
+    async def answer(stub, md, chat_id: str, live: set[str]):
+        await asyncio.sleep(rng.uniform(0.0, 0.15))  # an agent takes a moment to react
+        if chat_id not in live:
+            return  # withdrawn meanwhile: someone else took it
+        try:
+            if rng.random() < 0.1:
+                await stub.DeclineChat(pb.DeclineChatRequest(chat_id=chat_id, reason="busy"), metadata=md)
+            else:
+                await stub.AcceptChat(pb.AcceptChatRequest(chat_id=chat_id), metadata=md)
+                accepted[chat_id] += 1
+                spawn(end_later(chat_id, rng.uniform(0.05, 0.4)))
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION, exc  # lost a race: fine
+
     async def agent_loop(i: int, agent: pb.Agent):
         stub = replicas[i % 2]
         md = auth(tenant, "agent", agent.id)
-        while True:
-            stream = stub.StreamOffers(pb.StreamOffersRequest(), metadata=md)
-            try:
-                async for update in stream:
-                    if update.withdrawn:
-                        continue
-                    chat_id = update.offer.chat_id
-                    try:
-                        if rng.random() < 0.1:
-                            await stub.DeclineChat(pb.DeclineChatRequest(chat_id=chat_id, reason="busy"), metadata=md)
-                        else:
-                            await stub.AcceptChat(pb.AcceptChatRequest(chat_id=chat_id), metadata=md)
-                            accepted[chat_id] += 1
-                            spawn(end_later(chat_id, rng.uniform(0.05, 0.4)))
-                    except grpc.aio.AioRpcError as exc:
-                        assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION, exc  # lost a race: fine
-            except grpc.aio.AioRpcError as exc:
-                assert exc.code() == grpc.StatusCode.CANCELLED, exc
+        live: set[str] = set()
+        stream = stub.StreamOffers(pb.StreamOffersRequest(), metadata=md)
+        try:
+            async for update in stream:
+                chat_id = update.offer.chat_id
+                if update.withdrawn:
+                    live.discard(chat_id)
+                else:
+                    live.add(chat_id)
+                    spawn(answer(stub, md, chat_id, live))
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.CANCELLED, exc
 
     async def availability_chaos():
         while True:
