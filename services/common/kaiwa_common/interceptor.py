@@ -6,15 +6,18 @@
 - request bytes that do not decode           -> INVALID_ARGUMENT (grpc would say UNKNOWN)
 - DomainError raised by a handler            -> its status code and message
 - database briefly unreachable               -> UNAVAILABLE (safe to retry: nothing committed)
+- anything else (a defect of ours)            -> INTERNAL, logged with its trace id
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from typing import AsyncIterator, Callable
 
 import grpc
+from opentelemetry import trace
 
 from .auth import Identity, identity_from_metadata, reset_identity, set_identity
 from .config import Settings
@@ -72,19 +75,13 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_unary(self, method: str, behavior):
         async def unary(request, context: grpc.aio.ServicerContext):
+            token = await self._enter(method, request, context)
             try:
-                identity = self._admit(method, context.invocation_metadata())
-            except DomainError as exc:
-                await context.abort(exc.code, exc.message)
-            token = set_identity(identity)
-            try:
-                _check_decoded(request)
                 return await behavior(request, context)
-            except DomainError as exc:
-                await context.abort(exc.code, exc.message)
-            except TRANSIENT_DB_ERRORS as exc:
-                log.warning("database unavailable", extra={"fields": {"method": method, "error": repr(exc)}})
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry shortly")
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                await _abort_for(exc, method, context)
             finally:
                 reset_identity(token)
 
@@ -92,24 +89,40 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_stream(self, method: str, behavior):
         async def stream(request, context: grpc.aio.ServicerContext):
+            token = await self._enter(method, request, context)
             try:
-                identity = self._admit(method, context.invocation_metadata())
-            except DomainError as exc:
-                await context.abort(exc.code, exc.message)
-            token = set_identity(identity)
-            try:
-                _check_decoded(request)
                 async for response in stream_responses(behavior, request, context):
                     yield response
-            except DomainError as exc:
-                await context.abort(exc.code, exc.message)
-            except TRANSIENT_DB_ERRORS as exc:
-                log.warning("database unavailable", extra={"fields": {"method": method, "error": repr(exc)}})
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry shortly")
+            except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                await _abort_for(exc, method, context)
             finally:
                 reset_identity(token)
 
         return stream
+
+    async def _enter(self, method: str, request, context: grpc.aio.ServicerContext):
+        """Admit the call and bind its identity; aborts with the right status otherwise."""
+        try:
+            identity = self._admit(method, context.invocation_metadata())
+            _check_decoded(request)
+        except DomainError as exc:
+            await context.abort(exc.code, exc.message)
+        return set_identity(identity)
+
+
+async def _abort_for(exc: Exception, method: str, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(exc, DomainError):
+        await context.abort(exc.code, exc.message)
+    if isinstance(exc, TRANSIENT_DB_ERRORS):
+        log.warning("database unavailable", extra={"fields": {"method": method, "error": repr(exc)}})
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry shortly")
+    # A defect of ours, not the caller's: logged with the trace id, answered as INTERNAL.
+    log.exception("unhandled error", extra={"fields": {"method": method}})
+    span_context = trace.get_current_span().get_span_context()
+    reference = f" (trace {span_context.trace_id:032x})" if span_context.is_valid else ""
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error{reference}")
 
 
 class _Undecodable:
