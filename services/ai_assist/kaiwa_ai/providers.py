@@ -72,57 +72,6 @@ class OpenAICompatible:
         self.headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
 
     async def complete(self, messages: list[dict[str, str]]) -> str:
-        """The assistant's reply to the chat messages; raises ProviderError."""
-
-
-@dataclass(frozen=True)
-class LlmSettings:
-    url: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_URL", "").strip())
-    api_key: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_API_KEY", "").strip())
-    model: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_MODEL", "").strip())
-    timeout: float = field(default_factory=lambda: float(os.environ.get("KAIWA_LLM_TIMEOUT", "30")))
-    max_attempts: int = field(default_factory=lambda: int(os.environ.get("KAIWA_LLM_MAX_ATTEMPTS", "3")))
-    # Left out of the request unless set: some models accept only their default.
-    temperature: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_TEMPERATURE", "").strip())
-
-    def problem(self) -> str | None:
-        """What keeps the provider from being used, in words for the caller; None if usable."""
-        if not self.url:
-            return "no LLM provider configured (set KAIWA_LLM_URL)"
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return f"KAIWA_LLM_URL {self.url!r} is not an http(s) base URL (e.g. https://api.openai.com/v1)"
-        if not self.model:
-            return "no LLM model configured (set KAIWA_LLM_MODEL)"
-        if self.temperature:
-            try:
-                float(self.temperature)
-            except ValueError:
-                return f"KAIWA_LLM_TEMPERATURE {self.temperature!r} is not a number"
-        return None
-
-
-class OpenAICompatible:
-    def __init__(self, settings: LlmSettings):
-        self.settings = settings
-        self.endpoint = settings.url.rstrip("/") + "/chat/completions"
-        self.name = urlsplit(settings.url).hostname or "openai-compatible"
-        self.model = settings.model
-        self.headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-
-    def _http(self) -> httpx.AsyncClient:
-        # Created on first use, inside the running loop.
-        if self._client is None:
-            headers = {"Authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
-            self._client = httpx.AsyncClient(timeout=self.settings.timeout, headers=headers)
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def complete(self, messages: list[dict[str, str]]) -> str:
         body: dict = {"model": self.model, "messages": messages}
         if self.settings.temperature:
             body["temperature"] = float(self.settings.temperature)
