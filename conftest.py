@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kaiwa_common.devservers import LocalNats, LocalPostgres, free_port
+from kaiwa_common.devservers import start_missing_servers, stop_servers
 
 pytest_plugins = ["tests.fixtures"]
 
@@ -24,22 +24,13 @@ pytest_plugins = ["tests.fixtures"]
 @pytest.fixture(scope="session", autouse=True)
 def infra():
     """Database and NATS URLs for the run, exported as KAIWA_DATABASE_URL / KAIWA_NATS_URL."""
-    started = []
     workdir = Path(tempfile.mkdtemp(prefix="kaiwa-test-"))
-    if not os.environ.get("KAIWA_DATABASE_URL"):
-        pg = LocalPostgres(workdir / "pg", free_port(), database="kaiwa_test", durable=False).start()
-        started.append(pg)
-        os.environ["KAIWA_DATABASE_URL"] = pg.url
-    if not os.environ.get("KAIWA_NATS_URL"):
-        nats_server = LocalNats(workdir / "nats", free_port()).start()
-        started.append(nats_server)
-        os.environ["KAIWA_NATS_URL"] = nats_server.url
+    started = start_missing_servers(workdir, database="kaiwa_test", durable=False)
     os.environ.setdefault("KAIWA_JWT_SECRET", "kaiwa-test-secret-at-least-32-bytes-long")
     # Short poll intervals keep timer tests fast without changing behaviour.
     os.environ.setdefault("KAIWA_TIMER_POLL", "0.05")
     yield {"database_url": os.environ["KAIWA_DATABASE_URL"], "nats_url": os.environ["KAIWA_NATS_URL"]}
-    for server in reversed(started):
-        server.stop()
+    stop_servers(started)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -14,23 +14,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kaiwa_common.devservers import LocalNats, LocalPostgres, free_port
+from kaiwa_common.devservers import start_missing_servers, stop_servers
 
 BENCHMARKS = ["bench.bench_conversation", "bench.bench_routing"]
 
 
 def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="kaiwa-bench-"))
-    started = []
+    started = start_missing_servers(workdir, database="kaiwa_bench", durable=True)
     try:
-        if not os.environ.get("KAIWA_DATABASE_URL"):
-            pg = LocalPostgres(workdir / "pg", free_port(), database="kaiwa_bench").start()
-            started.append(pg)
-            os.environ["KAIWA_DATABASE_URL"] = pg.url
-        if not os.environ.get("KAIWA_NATS_URL"):
-            nats_server = LocalNats(workdir / "nats", free_port()).start()
-            started.append(nats_server)
-            os.environ["KAIWA_NATS_URL"] = nats_server.url
         os.environ.setdefault("KAIWA_LOG_LEVEL", "WARNING")
         only = sys.argv[1:]
         for name in BENCHMARKS:
@@ -39,8 +31,7 @@ def main() -> None:
             print(f"\n=== {name} ===", flush=True)
             asyncio.run(importlib.import_module(name).main())
     finally:
-        for server in reversed(started):
-            server.stop()
+        stop_servers(started)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

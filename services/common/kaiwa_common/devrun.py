@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .config import Settings
-from .devservers import LocalNats, LocalPostgres
+from .devservers import LocalPostgres, start_missing_servers, stop_servers
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA = Path(os.environ.get("KAIWA_DEV_DATA", ROOT / ".kaiwa"))
@@ -34,17 +34,15 @@ MODULES = {
 }
 
 
-def start_infrastructure(started: list) -> None:
-    if not os.environ.get("KAIWA_DATABASE_URL"):
-        pg = LocalPostgres(DATA / "postgres", int(os.environ.get("KAIWA_DEV_PG_PORT", "15432"))).start()
-        started.append(pg)
-        os.environ["KAIWA_DATABASE_URL"] = pg.url
-        print(f"  postgresql   {pg.url}   (data in {pg.data_dir})")
-    if not os.environ.get("KAIWA_NATS_URL"):
-        nats_server = LocalNats(DATA / "nats", int(os.environ.get("KAIWA_DEV_NATS_PORT", "14222"))).start()
-        started.append(nats_server)
-        os.environ["KAIWA_NATS_URL"] = nats_server.url
-        print(f"  nats         {nats_server.url}   (JetStream store in {nats_server.store_dir})")
+def start_infrastructure() -> list:
+    started = start_missing_servers(DATA, database="kaiwa", durable=True,
+                                    pg_port=int(os.environ.get("KAIWA_DEV_PG_PORT", "15432")),
+                                    nats_port=int(os.environ.get("KAIWA_DEV_NATS_PORT", "14222")))
+    for server in started:
+        kind = "postgresql" if isinstance(server, LocalPostgres) else "nats"
+        where = server.data_dir if isinstance(server, LocalPostgres) else server.store_dir
+        print(f"  {kind:<12} {server.url}   (data in {where})")
+    return started
 
 
 def start_services() -> dict[str, subprocess.Popen]:
@@ -92,8 +90,7 @@ def stop_all(procs: dict[str, subprocess.Popen], started: list) -> None:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-    for server in reversed(started):
-        server.stop()
+    stop_servers(started)
 
 
 def main() -> None:
@@ -106,7 +103,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         print("Kaiwa: starting")
-        start_infrastructure(started)
+        started = start_infrastructure()
         procs = start_services()
         ready = wait_serving(settings, procs)
         total = time.monotonic() - began

@@ -171,3 +171,25 @@ class LocalNats:
     def stop(self) -> None:
         _stop(self.proc, "SIGTERM")
         self.proc = None
+
+
+def start_missing_servers(workdir: Path, *, database: str, durable: bool,
+                          pg_port: int | None = None, nats_port: int | None = None) -> list:
+    """Start PostgreSQL and NATS under <workdir> unless KAIWA_DATABASE_URL / KAIWA_NATS_URL
+    are set, and export their URLs in those variables. Returns what it started."""
+    started: list = []
+    if not os.environ.get("KAIWA_DATABASE_URL"):
+        pg = LocalPostgres(Path(workdir) / "postgres", pg_port or free_port(), database=database,
+                           durable=durable).start()
+        started.append(pg)
+        os.environ["KAIWA_DATABASE_URL"] = pg.url
+    if not os.environ.get("KAIWA_NATS_URL"):
+        nats_server = LocalNats(Path(workdir) / "nats", nats_port or free_port()).start()
+        started.append(nats_server)
+        os.environ["KAIWA_NATS_URL"] = nats_server.url
+    return started
+
+
+def stop_servers(started: list) -> None:
+    for server in reversed(started):
+        server.stop()
