@@ -3,8 +3,9 @@
 The PDF embeds a Japanese TrueType font. TrueType outlines matter: fpdf2 embeds them
 as a CIDFontType2 with Identity-H encoding, which every text extractor reads back;
 CFF-flavoured OpenType fonts (.otf, e.g. Noto Sans CJK) get a custom encoding CMap
-that pypdf cannot decode. The font is Debian's fonts-ipafont-gothic (IPA Gothic) or
-any TrueType font named by KAIWA_TRANSCRIPT_FONT.
+that pypdf cannot decode. The font is IPAexGothic (fonts/ipaexg.ttf, shipped with this
+package under the IPA Font License so a fresh machine needs no system fonts), or any
+TrueType font named by KAIWA_TRANSCRIPT_FONT.
 """
 
 from __future__ import annotations
@@ -23,15 +24,8 @@ from kaiwa_common.errors import FailedPrecondition, InvalidArgument
 from .domain import system_messages as sysmsg
 
 FONT_ENV = "KAIWA_TRANSCRIPT_FONT"
-FONT_CANDIDATES = (
-    "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf",          # Debian/Ubuntu fonts-ipafont-gothic
-    "/usr/share/fonts/truetype/ipafont-gothic/ipag.ttf",
-    "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf",      # fonts-ipaexfont-gothic
-    "/usr/share/fonts/ipa-gothic/ipag.ttf",                       # Fedora ipa-gothic-fonts
-    "/usr/share/fonts/ipa-gothic-fonts/ipag.ttf",
-)
-INSTALL_HINT = ("install Debian's fonts-ipafont-gothic (apt-get install fonts-ipafont-gothic) "
-                f"or set {FONT_ENV} to a Japanese TrueType (.ttf) font")
+BUNDLED_FONT = Path(__file__).parent / "fonts" / "ipaexg.ttf"
+INSTALL_HINT = f"set {FONT_ENV} to a Japanese TrueType (.ttf) font or restore {BUNDLED_FONT}"
 
 LABELS = {
     "en": {"title": "Chat transcript", "chat": "Chat", "channel": "Channel", "visitor": "Visitor",
@@ -54,14 +48,12 @@ def _is_truetype(path: Path) -> bool:
 def font_path() -> Path:
     """The Japanese font to embed, or a FailedPrecondition that says how to get one."""
     configured = os.environ.get(FONT_ENV)
-    candidates = [configured] if configured else list(FONT_CANDIDATES)
-    for candidate in candidates:
-        path = Path(candidate)
-        if path.is_file():
-            if not _is_truetype(path):
-                raise FailedPrecondition(f"transcript font {path} is not a TrueType font: {INSTALL_HINT}")
-            return path
-    where = f"{FONT_ENV}={configured} does not exist" if configured else "no Japanese font found"
+    path = Path(configured) if configured else BUNDLED_FONT
+    if path.is_file():
+        if not _is_truetype(path):
+            raise FailedPrecondition(f"transcript font {path} is not a TrueType font: {INSTALL_HINT}")
+        return path
+    where = f"{FONT_ENV}={configured} does not exist" if configured else f"{BUNDLED_FONT} is missing"
     raise FailedPrecondition(f"cannot render the transcript PDF: {where}; {INSTALL_HINT}")
 
 

@@ -206,7 +206,7 @@ async def test_conv14_stream_bad_input(conv, tenant):
     assert await first_status(pb.StreamChatRequest(chat_id=chat.id), auth(tenant, "visitor", "v-x")) == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_conv09_transcript_pdf_without_font_says_how_to_install_it(conv, tenant, monkeypatch):
+async def test_conv09_transcript_pdf_with_a_missing_font_says_what_to_set(conv, tenant, monkeypatch):
     from kaiwa_conversation import transcript as module
 
     chat = await conv.open_chat(tenant)
@@ -217,7 +217,7 @@ async def test_conv09_transcript_pdf_without_font_says_how_to_install_it(conv, t
             await conv.stub.GetTranscript(pb.GetTranscriptRequest(chat_id=chat.id, include_pdf=True),
                                           metadata=auth(tenant, "agent", "agent-1"))
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "fonts-ipafont-gothic" in err.value.details() and module.FONT_ENV in err.value.details()
+        assert "/nonexistent/font.ttf" in err.value.details() and module.FONT_ENV in err.value.details()
         text_only = await conv.stub.GetTranscript(pb.GetTranscriptRequest(chat_id=chat.id),
                                                   metadata=auth(tenant, "agent", "agent-1"))
         assert text_only.text

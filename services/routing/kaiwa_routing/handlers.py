@@ -101,8 +101,7 @@ class Routing:
         return [(tenant, d) for d in await store.agent_departments(conn, agent_id)] + [(tenant, None)]
 
     async def _withdraw(self, conn, tenant: str, chat_id, agent_ids) -> None:
-        for agent_id in agent_ids:
-            await store.notify(conn, OFFERS, offers_key(tenant, agent_id))
+        await store.notify_many(conn, OFFERS, [offers_key(tenant, a) for a in agent_ids])
 
     # --- departments and agents (ROUT-01) ----------------------------------------------
 

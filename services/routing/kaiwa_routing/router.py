@@ -40,7 +40,7 @@ from .notify import OFFERS, offers_key
 
 log = logging.getLogger("kaiwa.routing.router")
 
-PAGE = 200
+PAGE = 50
 OFFER_TIMEOUT = "offer_timeout"
 
 
@@ -58,6 +58,8 @@ class Router:
 
     async def route_queue(self, conn, tenant: str, department_id: str | None) -> int:
         """Offer what can be offered now; returns the number of chats offered."""
+        if not await store.has_waiting(conn, tenant, department_id):
+            return 0
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                            "routing:" + queue_key(tenant, department_id))
         dept = await store.department(conn, tenant, department_id)
@@ -133,8 +135,7 @@ class Router:
                                   payload={"agent_id": agent_ids[0]})
         await self.ctx.outbox.add(conn, tenant, ev.ChatOffered(chat_id=str(chat["id"]), department_id=department_id,
                                                                agent_ids=agent_ids))
-        for agent_id in agent_ids:
-            await store.notify(conn, OFFERS, offers_key(tenant, agent_id))
+        await store.notify_many(conn, OFFERS, [offers_key(tenant, a) for a in agent_ids])
 
     # --- background passes ------------------------------------------------------------
 

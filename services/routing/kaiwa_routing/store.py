@@ -224,6 +224,12 @@ async def try_lock_chat(conn: Conn, tenant: str, chat_id: str) -> tuple[bool, as
     return (False, None) if exists else (True, None)
 
 
+async def has_waiting(conn: Conn, tenant: str, department_id: str | None) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM chats WHERE tenant = $1 AND department_id IS NOT DISTINCT FROM $2 "
+        "AND state = 'queued')", tenant, department_id))
+
+
 async def try_lock_queued(conn: Conn, chat_id: str) -> bool:
     return bool(await conn.fetchval(
         "SELECT true FROM chats WHERE id = $1 AND state = 'queued' FOR UPDATE SKIP LOCKED", chat_id))
@@ -508,6 +514,11 @@ async def team_messages(conn: Conn, tenant: str, me: str, board: bool, with_agen
     return await conn.fetch(
         "SELECT m.*, a.name AS from_name FROM team_messages m JOIN agents a ON a.id = m.from_agent_id "
         f"WHERE m.tenant = $1 AND m.seq > $2 AND {scope} ORDER BY m.seq LIMIT $3", tenant, after_seq, limit, *args)
+
+
+async def notify_many(conn: Conn, channel: str, payloads: list[str]) -> None:
+    if payloads:
+        await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) p", channel, payloads)
 
 
 async def notify(conn: Conn, channel: str, payload: str) -> None:

@@ -102,7 +102,8 @@ async def test_rout02_two_replicas_never_exceed_capacity_double_assign_or_lose_a
                                        metadata=admin)
     agents = []
     for i in range(AGENTS):
-        departments = [[ring.id], [least.id], [ring.id, least.id]][i % 3]
+        # A ring-all department of 20 (a chat rings them all) and a least-loaded one of 90.
+        departments = [ring.id] if i % 10 == 0 else [ring.id, least.id] if i % 10 == 1 else [least.id]
         agent = await replicas[i % 2].UpsertAgent(pb.UpsertAgentRequest(
             email=f"agent{i}@example.com", name=f"Agent {i}", department_ids=departments, max_chats=1 + i % 3),
             metadata=admin)
@@ -187,7 +188,7 @@ async def test_rout02_two_replicas_never_exceed_capacity_double_assign_or_lose_a
     workers += [asyncio.create_task(availability_chaos()), asyncio.create_task(reassign_chaos())]
     chats = [str(uuid.uuid4()) for _ in range(CHATS)]
     started = [conv.ChatStarted(chat_id=c, channel="CHANNEL_WEB", visitor_id=f"v-{n}", question="help",
-                                department_id=[ring.id, least.id][n % 2], state="queued") for n, c in enumerate(chats)]
+                                department_id=ring.id if n % 5 == 0 else least.id, state="queued") for n, c in enumerate(chats)]
     await asyncio.gather(*(publish(p) for p in started))
     for chat_id in rng.sample(chats, CHATS // 20):  # visitors who leave while waiting
         spawn(end_later(chat_id, rng.uniform(0.0, 1.0)))
