@@ -74,7 +74,7 @@ class Routing:
             agent_id = str(uuid.UUID(identity.sub))
         except ValueError:
             raise PermissionDenied(f"token subject {identity.sub!r} is not an agent of this portal") from None
-        row = await store.agent(conn, identity.tenant, agent_id)
+        row = await store.agent_row(conn, identity.tenant, agent_id)
         if row is None:
             raise PermissionDenied(f"token subject {identity.sub!r} is not an agent of this portal")
         return row
@@ -99,9 +99,6 @@ class Routing:
 
     async def _agent_queues(self, conn, tenant: str, agent_id: str) -> list[Queue]:
         return [(tenant, d) for d in await store.agent_departments(conn, agent_id)] + [(tenant, None)]
-
-    async def _withdraw(self, conn, tenant: str, chat_id, agent_ids) -> None:
-        await store.notify_many(conn, OFFERS, [offers_key(tenant, a) for a in agent_ids])
 
     # --- departments and agents (ROUT-01) ----------------------------------------------
 
@@ -215,40 +212,41 @@ class Routing:
         async with self.ctx.pool.acquire() as conn:
             return await store.agent_offers(conn, tenant, agent_id)
 
+    async def _take_offers(self, conn, tenant: str, chat_id) -> list[str]:
+        return await store.take_offers(conn, tenant, chat_id, [OFFER_TIMEOUT, MAX_WAIT], OFFERS)
+
     async def _assign(self, conn, tenant: str, chat: asyncpg.Record, target: asyncpg.Record, how: str,
-                      previous_agent_id: str | None) -> list[Queue]:
-        """Give a locked chat to an agent; returns the queues to route again afterwards."""
+                      previous_agent_id: str | None, offers_taken: list[str] | None = None
+                      ) -> tuple[asyncpg.Record, list[Queue]]:
+        """Give a locked chat to an agent; returns the chat now and the queues to route again."""
         agent_id = str(target["id"])
-        if previous_agent_id:  # two agents: lock both in id order, so crossing moves cannot deadlock
-            await store.lock_agents(conn, [agent_id, previous_agent_id])
-        taken = await store.take_capacity(conn, tenant, agent_id)
-        if taken is None:
-            if target["availability"] != "online":
-                raise FailedPrecondition(f"agent {target['email']} is {target['availability']}")
-            raise FailedPrecondition(f"agent {target['email']} is at their maximum of {target['max_chats']} chats")
+        if offers_taken is None:
+            offers_taken = await self._take_offers(conn, tenant, chat["id"])
         queues: list[Queue] = []
         if previous_agent_id:
+            # Two agents: lock both in id order, so crossing moves cannot deadlock.
+            await store.lock_agents(conn, [agent_id, previous_agent_id])
             await store.release_capacity(conn, previous_agent_id)
             await store.release_assignment(conn, chat["id"])
             queues += await self._agent_queues(conn, tenant, previous_agent_id)
-        await store.set_chat_assigned(conn, chat["id"], agent_id)
-        await store.open_assignment(conn, tenant, chat, agent_id, how, previous_agent_id)
-        await self._withdraw(conn, tenant, chat["id"], await store.delete_chat_offers(conn, chat["id"]))
-        await timers.cancel(conn, OFFER_TIMEOUT, str(chat["id"]))
-        await timers.cancel(conn, MAX_WAIT, str(chat["id"]))
-        await store.remove_member(conn, chat["id"], agent_id)
+        assigned = await store.assign(conn, tenant, chat, agent_id, how, previous_agent_id)
+        if assigned is None:  # the caller's transaction rolls back whatever came before
+            if target["availability"] != "online":
+                raise FailedPrecondition(f"agent {target['email']} is {target['availability']}")
+            raise FailedPrecondition(f"agent {target['email']} is at their maximum of {target['max_chats']} chats")
+        withdrawn = [a for a in offers_taken if a != agent_id]
         await self.ctx.outbox.add(conn, tenant, ev.ChatAssigned(
             chat_id=str(chat["id"]), agent_id=agent_id, agent_name=target["name"],
             previous_agent_id=previous_agent_id or "", how=how, department_id=_id(chat["department_id"])))
-        if taken["active_chats"] >= taken["max_chats"]:
+        if withdrawn:  # the others' slots are free again
+            queues.append((tenant, _id(chat["department_id"]) or None))
+        if assigned["agent_active"] >= assigned["agent_max"]:
             # Full now: offers still open to this agent go to others.
             for row in await store.delete_agent_offers(conn, agent_id):
                 await timers.cancel(conn, OFFER_TIMEOUT, str(row["chat_id"]))
                 queues.append((tenant, _id(row["department_id"]) or None))
             await store.notify(conn, OFFERS, offers_key(tenant, agent_id))
-        if chat["state"] == QUEUED:
-            queues.append((tenant, _id(chat["department_id"]) or None))  # positions moved; slots freed
-        return queues
+        return assigned, queues
 
     async def accept_chat(self, identity: Identity, chat_id: str) -> asyncpg.Record:
         tenant = identity.tenant
@@ -261,10 +259,10 @@ class Routing:
                 raise FailedPrecondition(f"chat {chat_id} is already taken by {who}")
             if chat["state"] != QUEUED:
                 raise FailedPrecondition(f"chat {chat_id} is {chat['state']}, not waiting for an agent")
-            if not await store.offer_exists(conn, chat["id"], me["id"]):
+            taken = await self._take_offers(conn, tenant, chat["id"])
+            if str(me["id"]) not in taken:  # raising rolls the withdrawal back
                 raise FailedPrecondition(f"chat {chat_id} is not offered to you")
-            queues = await self._assign(conn, tenant, chat, me, "accepted", None)
-            return await store.chat(conn, tenant, chat["id"]), queues
+            return await self._assign(conn, tenant, chat, me, "accepted", None, taken)
 
         chat, queues = await self._tx(work)
         self._kick(queues)
@@ -319,12 +317,12 @@ class Routing:
                 how, previous = "reassigned", str(chat["agent_id"])
             else:
                 raise FailedPrecondition(f"chat {chat_id} is {chat['state']}; only waiting or assigned chats can be assigned")
-            queues = await self._assign(conn, tenant, chat, target, how, previous)
+            assigned, queues = await self._assign(conn, tenant, chat, target, how, previous)
             pending = await store.pending_transfer_of_chat(conn, chat["id"])
             if pending is not None:
                 await store.finish_transfer(conn, pending["id"], "declined", None, "chat was reassigned")
                 await timers.cancel(conn, TRANSFER_TIMEOUT, str(pending["id"]))
-            return await store.chat(conn, tenant, chat["id"]), queues
+            return assigned, queues
 
         chat, queues = await self._tx(work)
         self._kick(queues)
@@ -454,8 +452,7 @@ class Routing:
             reason = "all_agents_busy"
         waited = int((datetime.now(timezone.utc) - chat["queued_at"]).total_seconds())
         await store.set_chat_missed(conn, chat["id"], reason, waited)
-        await self._withdraw(conn, tenant, chat["id"], await store.delete_chat_offers(conn, chat["id"]))
-        await timers.cancel(conn, OFFER_TIMEOUT, timer.key)
+        await self._take_offers(conn, tenant, chat["id"])
         await self.ctx.outbox.add(conn, tenant, ev.ChatMissed(chat_id=timer.key, department_id=department_id or "",
                                                              reason=reason, waited_seconds=waited))
         await self.router.route_queue(conn, tenant, department_id)
@@ -545,9 +542,7 @@ class Routing:
             await store.release_capacity(conn, chat["agent_id"])
             await store.release_assignment(conn, chat["id"])
             queues += await self._agent_queues(conn, tenant, str(chat["agent_id"]))
-        await self._withdraw(conn, tenant, chat["id"], await store.delete_chat_offers(conn, chat["id"]))
-        for kind in (OFFER_TIMEOUT, MAX_WAIT):
-            await timers.cancel(conn, kind, chat_id)
+        await self._take_offers(conn, tenant, chat["id"])
         pending = await store.pending_transfer_of_chat(conn, chat["id"])
         if pending is not None:
             await store.finish_transfer(conn, pending["id"], "declined", None, "chat ended")
@@ -579,7 +574,7 @@ class Routing:
             chat = await store.lock_chat(conn, tenant, chat_id)
             try:
                 async with conn.transaction():  # savepoint: at capacity after all -> the queue
-                    queues = await self._assign(conn, tenant, chat, previous, "assigned", None)
+                    _, queues = await self._assign(conn, tenant, chat, previous, "assigned", None)
                 await self._route_now(conn, queues)
                 return
             except FailedPrecondition:
@@ -665,7 +660,7 @@ class Routing:
                     if await store.department_agents_left_to_answer(conn, t) > 0:
                         return t  # others of the department may still take it
                 return await self._transfer_declined(conn, tenant, t, chat, reason or "declined", my_id, queues)
-            queues.extend(await self._assign(conn, tenant, chat, me, "transferred", str(t["from_agent_id"])))
+            queues.extend((await self._assign(conn, tenant, chat, me, "transferred", str(t["from_agent_id"])))[1])
             await timers.cancel(conn, TRANSFER_TIMEOUT, str(t["id"]))
             return await store.finish_transfer(conn, t["id"], "accepted", me["id"], "")
 

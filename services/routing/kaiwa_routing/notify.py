@@ -25,8 +25,8 @@ def offers_key(tenant: str, agent_id: str) -> str:
 
 
 class Notifier:
-    def __init__(self, database_url_or_pool_getter):
-        self._get_pool = database_url_or_pool_getter
+    def __init__(self, pool_getter):
+        self._get_pool = pool_getter  # the pool exists only once the service has connected
         self._waiters: dict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
         self._conn: asyncpg.Connection | None = None
 

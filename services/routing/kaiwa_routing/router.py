@@ -41,6 +41,7 @@ from .notify import OFFERS, offers_key
 log = logging.getLogger("kaiwa.routing.router")
 
 PAGE = 50
+MAX_SCAN = 1000  # chats looked at per pass; the sweep comes back for the rest
 OFFER_TIMEOUT = "offer_timeout"
 
 
@@ -73,55 +74,65 @@ class Router:
         slots = {c.agent_id: c.free_slots for c in everyone}
         by_id = {c.agent_id: c for c in everyone}
         by_email = {c.email: c for c in everyone}
-        offered_chats = 0
-        if any(n > 0 for n in slots.values()):
-            offset = 0
-            while any(n > 0 for n in slots.values()):
-                page = await store.queued_page(conn, tenant, department_id, PAGE, offset)
-                if not page:
+        pool_group = (fallback_strategy(strategy), pool, frozenset(c.agent_id for c in pool))
+        # One offer at a time everywhere (no ring-all group possible): chats with an open
+        # offer need nothing now, so the scan skips them in SQL.
+        single_only = strategy in ("round_robin", "least_loaded")
+        offered_chats = scanned = 0
+        with_room = sum(1 for n in slots.values() if n > 0)  # agents who can take another offer
+        after = None
+        while scanned < MAX_SCAN and with_room:
+            page = await store.queued_page(conn, tenant, department_id, PAGE, after, single_only)
+            if not page:
+                break
+            scanned += len(page)
+            last = page[-1]
+            after = (last["priority_rank"], last["queued_at"], last["id"])
+            asked: dict = defaultdict(lambda: defaultdict(set))
+            for row in await store.offers_for_chats(conn, [c["id"] for c in page]):
+                asked[row["chat_id"]][row["kind"]].add(str(row["agent_id"]))
+            for chat in page:
+                if not with_room:
                     break
-                offset += len(page)
-                asked: dict = defaultdict(lambda: defaultdict(set))
-                for row in await store.offers_for_chats(conn, [c["id"] for c in page]):
-                    asked[row["chat_id"]][row["kind"]].add(str(row["agent_id"]))
-                for chat in page:
-                    groups = self._groups(chat, strategy, pool, by_id, by_email, rules, department_id)
-                    mode, chosen = self._pick(groups, asked[chat["id"]], slots)
-                    if not chosen or not await store.try_lock_queued(conn, chat["id"]):
-                        continue
-                    await self._offer(conn, tenant, chat, mode, chosen, accept_timeout)
-                    for c in chosen:
-                        slots[c.agent_id] -= 1
-                    offered_chats += 1
+                groups = self._groups(chat, strategy, pool_group, by_id, by_email, rules, department_id)
+                mode, chosen = self._pick(groups, asked[chat["id"]], slots)
+                if not chosen or not await store.try_lock_queued(conn, chat["id"]):
+                    continue
+                await self._offer(conn, tenant, chat, mode, chosen, accept_timeout)
+                for c in chosen:
+                    slots[c.agent_id] -= 1
+                    with_room -= slots[c.agent_id] == 0
+                offered_chats += 1
         return offered_chats
 
-    def _groups(self, chat, strategy, pool, by_id, by_email, rules, department_id) -> list[tuple[str, list[Candidate]]]:
+    def _groups(self, chat, strategy, pool_group, by_id, by_email, rules, department_id) -> list:
+        """(mode, members, member ids) to ask, in order; the department's pool last."""
         facts = chat["crm"]
         groups = []
-        rule = first_match(rules, "assignment", department_id, facts)
+        rule = first_match(rules, "assignment", department_id, facts) if rules else None
         if rule is not None:
             members = [by_id[a] for a in rule.agent_ids if a in by_id]
             if members:
-                groups.append((fallback_strategy(strategy), members))
+                groups.append((fallback_strategy(strategy), members, frozenset(c.agent_id for c in members)))
         if strategy == "crm_owner" and facts and facts.get("owner") in by_email:
-            groups.append(("crm_owner", [by_email[facts["owner"]]]))
-        groups.append((fallback_strategy(strategy), pool))
+            owner = by_email[facts["owner"]]
+            groups.append(("crm_owner", [owner], frozenset([owner.agent_id])))
+        groups.append(pool_group)
         return groups
 
     @staticmethod
     def _pick(groups, asked, slots) -> tuple[str, list[Candidate]]:
         offered, declined, timed_out = asked["offered"], asked["declined"], asked["timeout"]
-        for mode, group in groups:
-            ids = {c.agent_id for c in group}
-            live = ids & offered
-            untried = ids - offered - declined - timed_out
+        for mode, group, ids in groups:
+            live = ids & offered if offered else offered
+            untried = ids - offered - declined - timed_out if (offered or declined or timed_out) else ids
             if not (live or untried):
                 continue  # everyone here said no or let it ring out: the next group
             if mode != "ring_all" and live:
                 return mode, []  # one offer at a time: wait for the answer
-            return mode, choose(mode, [c for c in group if c.agent_id in untried and slots[c.agent_id] > 0])
+            return mode, choose(mode, [c for c in group if slots[c.agent_id] > 0 and c.agent_id in untried])
         # Everyone was asked: ask again those who let it time out (not those who declined).
-        mode, group = groups[-1]
+        mode, group, _ = groups[-1]
         retry = [c for c in group if c.agent_id in timed_out and c.agent_id not in offered and slots[c.agent_id] > 0]
         return mode, choose(mode, retry)
 

@@ -110,16 +110,13 @@ async def agent_departments(conn: Conn, agent_id: str) -> list[str | None]:
     return [str(r["department_id"]) for r in rows]
 
 
+async def agent_row(conn: Conn, tenant: str, agent_id: str) -> asyncpg.Record | None:
+    """The agent without their departments (cheaper than `agent`)."""
+    return await conn.fetchrow("SELECT * FROM agents WHERE tenant = $1 AND id = $2", tenant, agent_id)
+
+
 async def lock_agents(conn: Conn, agent_ids: list[str]) -> None:
     await conn.execute("SELECT 1 FROM agents WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", agent_ids)
-
-
-async def take_capacity(conn: Conn, tenant: str, agent_id: str) -> asyncpg.Record | None:
-    """One more open chat for an online agent below their maximum; None when not possible."""
-    return await conn.fetchrow(
-        "UPDATE agents SET active_chats = active_chats + 1, last_assigned_at = now() "
-        "WHERE tenant = $1 AND id = $2 AND availability = 'online' AND active_chats < max_chats RETURNING *",
-        tenant, agent_id)
 
 
 async def release_capacity(conn: Conn, agent_id: str) -> None:
@@ -188,11 +185,6 @@ async def enqueue(conn: Conn, chat_id: str, department_id: str | None, crm: dict
         "WHERE id = $1", chat_id, department_id, crm, priority)
 
 
-async def set_chat_assigned(conn: Conn, chat_id: str, agent_id: str) -> None:
-    await conn.execute("UPDATE chats SET state = 'assigned', agent_id = $2, assigned_at = now() WHERE id = $1",
-                       chat_id, agent_id)
-
-
 async def set_chat_ended(conn: Conn, chat_id: str) -> None:
     await conn.execute("UPDATE chats SET state = 'ended', agent_id = NULL, ended_at = now() WHERE id = $1", chat_id)
 
@@ -208,11 +200,23 @@ async def tombstone(conn: Conn, tenant: str, chat_id: str, department_id: str | 
                        "ON CONFLICT (id) DO NOTHING", chat_id, tenant, department_id)
 
 
-async def queued_page(conn: Conn, tenant: str, department_id: str | None, limit: int, offset: int) -> list[asyncpg.Record]:
+async def queued_page(conn: Conn, tenant: str, department_id: str | None, limit: int, after: tuple | None,
+                      without_offers: bool) -> list[asyncpg.Record]:
+    """Waiting chats in queue order after the key `after` (keyset pages: offers made
+    meanwhile do not shift them); `without_offers` leaves out chats with an open offer."""
     return await conn.fetch(
-        "SELECT id, department_id, crm, queued_at, priority FROM chats WHERE tenant = $1 "
+        "SELECT id, department_id, crm, queued_at, priority, priority_rank FROM chats c WHERE tenant = $1 "
         "AND department_id IS NOT DISTINCT FROM $2 AND state = 'queued' "
-        "ORDER BY priority_rank, queued_at, id LIMIT $3 OFFSET $4", tenant, department_id, limit, offset)
+        "AND ($4::int IS NULL OR (priority_rank, queued_at, id) > ($4, $5, $6)) "
+        "AND NOT ($7 AND EXISTS (SELECT 1 FROM offers o WHERE o.chat_id = c.id)) "
+        "ORDER BY priority_rank, queued_at, id LIMIT $3", tenant, department_id, limit,
+        *(after or (None, None, None)), without_offers)
+
+
+async def has_waiting(conn: Conn, tenant: str, department_id: str | None) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM chats WHERE tenant = $1 AND department_id IS NOT DISTINCT FROM $2 "
+        "AND state = 'queued')", tenant, department_id))
 
 
 async def try_lock_chat(conn: Conn, tenant: str, chat_id: str) -> tuple[bool, asyncpg.Record | None]:
@@ -222,12 +226,6 @@ async def try_lock_chat(conn: Conn, tenant: str, chat_id: str) -> tuple[bool, as
         return True, row
     exists = await conn.fetchval("SELECT true FROM chats WHERE tenant = $1 AND id = $2", tenant, chat_id)
     return (False, None) if exists else (True, None)
-
-
-async def has_waiting(conn: Conn, tenant: str, department_id: str | None) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM chats WHERE tenant = $1 AND department_id IS NOT DISTINCT FROM $2 "
-        "AND state = 'queued')", tenant, department_id))
 
 
 async def try_lock_queued(conn: Conn, chat_id: str) -> bool:
@@ -302,18 +300,9 @@ async def insert_offers(conn: Conn, tenant: str, chat_id: str, agent_ids: list[s
                            [(tenant, chat_id, a) for a in agent_ids])
 
 
-async def offer_exists(conn: Conn, chat_id: str, agent_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM offers WHERE chat_id = $1 AND agent_id = $2", chat_id, agent_id))
-
-
 async def delete_offer(conn: Conn, chat_id: str, agent_id: str) -> bool:
     return bool(await conn.fetchval("DELETE FROM offers WHERE chat_id = $1 AND agent_id = $2 RETURNING true",
                                     chat_id, agent_id))
-
-
-async def delete_chat_offers(conn: Conn, chat_id: str) -> list[str]:
-    rows = await conn.fetch("DELETE FROM offers WHERE chat_id = $1 RETURNING agent_id", chat_id)
-    return [str(r["agent_id"]) for r in rows]
 
 
 async def delete_agent_offers(conn: Conn, agent_id: str) -> list[asyncpg.Record]:
@@ -348,13 +337,38 @@ async def was_offered(conn: Conn, chat_id: str) -> bool:
 
 # --- assignments -----------------------------------------------------------------------
 
-async def open_assignment(conn: Conn, tenant: str, chat: asyncpg.Record, agent_id: str, how: str,
-                          previous_agent_id: str | None) -> None:
-    await conn.execute(
-        "INSERT INTO assignments (tenant, chat_id, department_id, agent_id, how, previous_agent_id, queued_at, assigned_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())",
-        tenant, chat["id"], chat["department_id"], agent_id, how, previous_agent_id,
+async def assign(conn: Conn, tenant: str, chat: asyncpg.Record, agent_id: str, how: str,
+                 previous_agent_id: str | None) -> asyncpg.Record | None:
+    """The assignment in one statement: one more open chat for an agent who is online and
+    below their maximum (conditional UPDATE), the chat theirs, the history row. Returns the
+    chat row with the agent's new load (agent_active, agent_max); None when the agent cannot."""
+    return await conn.fetchrow(
+        "WITH agent AS (UPDATE agents SET active_chats = active_chats + 1, last_assigned_at = now() "
+        "  WHERE tenant = $1 AND id = $2 AND availability = 'online' AND active_chats < max_chats "
+        "  RETURNING active_chats, max_chats), "
+        "chat AS (UPDATE chats SET state = 'assigned', agent_id = $2, assigned_at = now() "
+        "  WHERE id = $3 AND EXISTS (SELECT 1 FROM agent) RETURNING *), "
+        # clock_timestamp(): taken under the agent's row lock, so the history orders like the locks did.
+        "history AS (INSERT INTO assignments (tenant, chat_id, department_id, agent_id, how, previous_agent_id, "
+        "  queued_at, assigned_at) SELECT $1, chat.id, chat.department_id, $2, $4, $5, $6, clock_timestamp() "
+        "  FROM chat RETURNING id), "
+        "member AS (DELETE FROM chat_members WHERE chat_id = $3 AND agent_id = $2 AND EXISTS (SELECT 1 FROM agent)) "
+        "SELECT chat.*, agent.active_chats AS agent_active, agent.max_chats AS agent_max, "
+        "  (SELECT count(*) FROM history) AS recorded FROM agent, chat",
+        tenant, agent_id, chat["id"], how, previous_agent_id,
         chat["queued_at"] if how in ("accepted", "assigned") else None)
+
+
+async def take_offers(conn: Conn, tenant: str, chat_id, timer_kinds: list[str], channel: str) -> list[str]:
+    """Withdraw every open offer of a chat and cancel its timers, in one statement; the
+    agents who held an offer are woken (NOTIFY <tenant>/<agent id>). Returns those agents."""
+    row = await conn.fetchrow(
+        "WITH gone AS (DELETE FROM offers WHERE chat_id = $1 RETURNING agent_id), "
+        "timers_gone AS (DELETE FROM timers WHERE key = $2 AND kind = ANY($3::text[])), "
+        "woken AS (SELECT pg_notify($4, $5 || '/' || agent_id::text) FROM gone) "
+        "SELECT coalesce(array_agg(agent_id::text), '{}') AS agents, (SELECT count(*) FROM woken) AS woken FROM gone",
+        chat_id, str(chat_id), timer_kinds, channel, tenant)
+    return list(row["agents"])
 
 
 async def release_assignment(conn: Conn, chat_id: str) -> None:

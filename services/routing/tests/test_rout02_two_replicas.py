@@ -37,7 +37,7 @@ async def replicas():
     procs, logs, ports = [], [], []
     for _ in range(2):
         port = free_port()
-        log = open(f"/tmp/replica{port}.log", "w+b") if os.environ.get("ROUTING_KEEP_LOGS") else tempfile.TemporaryFile()
+        log = tempfile.TemporaryFile()
         env = {**os.environ, "KAIWA_ROUTING_PORT": str(port), "KAIWA_LOG_LEVEL": "WARNING",
                "KAIWA_TIMER_POLL": "0.05", "KAIWA_ROUTING_SWEEP": "1.0", "KAIWA_DB_POOL_MAX": "15"}
         procs.append(subprocess.Popen([sys.executable, "-m", "kaiwa_routing.main"], env=env, stdout=log, stderr=log))
