@@ -51,7 +51,9 @@ async def connect_with_retry(database_url: str, schema: str, stop: asyncio.Event
     while True:
         try:
             return await create_pool(database_url, schema, **kwargs)
-        except TRANSIENT_DB_ERRORS as exc:
+        except (*TRANSIENT_DB_ERRORS, asyncpg.InvalidCatalogNameError) as exc:
+            # A database still being created (or restored) is waited for like one that is
+            # down: health stays NOT_SERVING and the log says why.
             if stop is not None and stop.is_set():
                 raise
             log.warning("database not reachable yet, retrying", extra={"fields": {"error": repr(exc)}})

@@ -74,14 +74,23 @@ class TimerRunner:
                     pass
 
     async def fire_due(self) -> int:
+        """Fire up to `batch` due timers, each in a transaction of its own: a handler that
+        locks rows (a chat, a queue) never holds them while another timer runs."""
+        fired = 0
+        while fired < self.batch and await self._fire_next():
+            fired += 1
+        return fired
+
+    async def _fire_next(self) -> bool:
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                rows = await conn.fetch(
+                row = await conn.fetchrow(
                     "SELECT * FROM timers WHERE due_at <= now() AND kind = ANY($1::text[]) "
-                    "ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED", list(self.handlers), self.batch)
-                for row in rows:
-                    await self._fire(conn, Timer(**dict(row)))
-        return len(rows)
+                    "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED", list(self.handlers))
+                if row is None:
+                    return False
+                await self._fire(conn, Timer(**dict(row)))
+        return True
 
     async def _fire(self, conn: asyncpg.Connection, timer: Timer) -> None:
         # A span of its own, so events the handler writes start a trace instead of none.

@@ -11,7 +11,6 @@ from kaiwa_common.app import ServiceSpec, run
 from kaiwa_common.consumer import ConsumerSpec
 
 from .api import RoutingApi
-from kaiwa_common.timers import TimerRunner
 
 from .announcer import Announcer
 from .handlers import MAX_WAIT, TRANSFER_TIMEOUT, Routing
@@ -92,13 +91,13 @@ def _workers(ctx):
         finally:
             await routing.router.close()
 
-    # Routing's timers (kaiwa_common.timers rows) fire one per transaction (batch=1): a
-    # handler locks a chat and runs a routing pass, and locks of unrelated timers held
-    # together in one transaction could form cycles with accepts and passes.
-    handlers = {OFFER_TIMEOUT: routing.on_offer_timeout, MAX_WAIT: routing.on_max_wait,
-                TRANSFER_TIMEOUT: routing.on_transfer_timeout}
-    timer_runner = TimerRunner(ctx.pool, handlers, ctx.settings.timer_poll_interval, batch=1)
-    return [routing.notifier.run, sweep, Announcer(routing).run, timer_runner.run]
+    return [routing.notifier.run, sweep, Announcer(routing).run]
+
+
+def _timers(ctx):
+    routing = _routing(ctx)
+    return {OFFER_TIMEOUT: routing.on_offer_timeout, MAX_WAIT: routing.on_max_wait,
+            TRANSFER_TIMEOUT: routing.on_transfer_timeout}
 
 
 SPEC = ServiceSpec(
@@ -110,6 +109,7 @@ SPEC = ServiceSpec(
     add_servicers=_add_servicers,
     consumers=_consumers,
     workers=_workers,
+    timers=_timers,
 )
 
 
