@@ -153,7 +153,7 @@ class ServiceRunner:
                 delay = min(delay * 2, 5)
 
     async def _start_workers(self, ctx: ServiceContext) -> None:
-        loops = [OutboxRelay(ctx.pool, ctx.js, ctx.outbox.channel).run]
+        loops = [OutboxRelay(ctx.pool, ctx.js, ctx.outbox.channel, self.settings.database_url).run]
         for spec in self.spec.consumers(ctx):
             consumer = EventConsumer(ctx.pool, ctx.js, self.settings.subject_prefix, spec)
             await consumer.ensure()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jwt
 
@@ -65,11 +66,21 @@ def mint_token(settings: Settings, tenant: str, role: str, sub: str, ttl_seconds
 
 def verify_token(settings: Settings, token: str) -> Identity:
     if settings.jwt_public_key:
-        key, algorithms = settings.jwt_public_key, ["RS256"]
+        key, algorithms = settings.jwt_public_key, ("RS256",)
     else:
-        key, algorithms = settings.jwt_secret, ["HS256"]
+        key, algorithms = settings.jwt_secret, ("HS256",)
+    identity, expires_at = _verified(key, algorithms, token)
+    if expires_at <= time.time():
+        raise Unauthenticated("token has expired")
+    return identity
+
+
+@lru_cache(maxsize=8192)
+def _verified(key: str, algorithms: tuple[str, ...], token: str) -> tuple[Identity, float]:
+    """Signature and claims checked once per token (clients reuse theirs on every call);
+    expiry is checked by the caller on every use. Failures are not cached."""
     try:
-        claims = jwt.decode(token, key, algorithms=algorithms, audience=AUDIENCE,
+        claims = jwt.decode(token, key, algorithms=list(algorithms), audience=AUDIENCE,
                             options={"require": ["exp", "sub"]})
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("token has expired") from None
@@ -80,7 +91,7 @@ def verify_token(settings: Settings, token: str) -> Identity:
         raise Unauthenticated("token has no tenant claim")
     if role not in ROLES:
         raise Unauthenticated(f"token role {role!r} is not one of {', '.join(ROLES)}")
-    return Identity(tenant=tenant, sub=str(sub), role=role)
+    return Identity(tenant=tenant, sub=str(sub), role=role), float(claims["exp"])
 
 
 def identity_from_metadata(settings: Settings, metadata) -> Identity:

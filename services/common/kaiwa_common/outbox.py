@@ -10,8 +10,8 @@ from google.protobuf.message import DecodeError, Message
 from kaiwa.events.v1.envelope_pb2 import Event
 from opentelemetry import propagate, trace
 
-from .db import TRANSIENT_DB_ERRORS
 from .events import make_event, subject
+from .listener import PgListener, sleep_unless
 from .telemetry import context_from, tracer
 
 log = logging.getLogger("kaiwa.outbox")
@@ -59,35 +59,39 @@ class OutboxRelay:
     duplicate window drops; consumers are idempotent besides.
     """
 
-    def __init__(self, pool: asyncpg.Pool, js, channel: str, batch: int = 256, poll_interval: float = 1.0):
+    def __init__(self, pool: asyncpg.Pool, js, channel: str, database_url: str, batch: int = 256,
+                 poll_interval: float = 1.0):
         self.pool = pool
         self.js = js
-        self.channel = channel
         self.batch = batch
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
+        # Woken by the NOTIFY of each committed outbox write, and after every reconnection.
+        self._listener = PgListener(database_url, {channel: lambda _: self._wake.set()},
+                                    on_connect=self._wake.set)
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.1
+        listening = asyncio.create_task(self._listener.run(stop))
         try:
-            while not stop.is_set():
-                try:
-                    await self._ensure_listener()
-                    published = await self.publish_batch()
-                    backoff = 0.1
-                    if published < self.batch:
-                        await self._sleep(stop, self.poll_interval)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # NATS or PostgreSQL away: keep the rows, try again
-                    log.warning("relay could not publish, will retry", extra={"fields": {"error": repr(exc)}})
-                    await self._drop_listener()
-                    await self._sleep(stop, backoff)
-                    backoff = min(backoff * 2, 5)
+            await self._publish_loop(stop)
         finally:
-            # Also when cancelled: a listener never given back makes pool.close() wait forever.
-            await self._drop_listener()
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+
+    async def _publish_loop(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                published = await self.publish_batch()
+                backoff = 0.1
+                if published < self.batch:
+                    await self._sleep(stop, self.poll_interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS or PostgreSQL away: keep the rows, try again
+                log.warning("relay could not publish, will retry", extra={"fields": {"error": repr(exc)}})
+                await self._sleep(stop, backoff)
+                backoff = min(backoff * 2, 5)
 
     async def publish_batch(self) -> int:
         async with self.pool.acquire() as conn:
@@ -115,51 +119,4 @@ class OutboxRelay:
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         self._wake.clear()
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waiters:
-                w.cancel()
-
-    async def _ensure_listener(self) -> None:
-        if self._listener_alive():
-            return
-        await self._drop_listener()
-        conn = await self.pool.acquire()
-        try:
-            await conn.add_listener(self.channel, self._on_notify)
-        except BaseException:
-            await self.pool.release(conn)
-            raise
-        # Wake up at once when PostgreSQL drops the connection, to listen again.
-        conn.add_termination_listener(self._on_notify)
-        self._listener = conn
-
-    def _listener_alive(self) -> bool:
-        if self._listener is None:
-            return False
-        try:
-            return not self._listener.is_closed()
-        except asyncpg.InterfaceError:
-            # asyncpg hands a lost connection back to the pool itself and detaches our proxy.
-            return False
-
-    def _on_notify(self, *_args) -> None:
-        self._wake.set()
-
-    async def _drop_listener(self) -> None:
-        conn, self._listener = self._listener, None
-        if conn is None:
-            return
-        try:
-            if not conn.is_closed():
-                conn.remove_termination_listener(self._on_notify)
-                await conn.remove_listener(self.channel, self._on_notify)
-        except Exception:
-            pass
-        finally:  # even when cancelled mid-way (pool.release is shielded)
-            try:
-                await self.pool.release(conn)
-            except Exception:
-                pass
+        await sleep_unless(stop, seconds, also=self._wake)

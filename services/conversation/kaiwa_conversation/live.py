@@ -25,12 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import re
 
-import asyncpg
-
-log = logging.getLogger("kaiwa.conversation.live")
+from kaiwa_common.listener import PgListener
 
 WAKE, TYPING = "wake", "typing"
 
@@ -71,7 +68,7 @@ class LiveHub:
                 if not group:
                     del self.watchers[chat_id]
 
-    def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
+    def _on_notify(self, payload: str) -> None:
         """'<chat_id> <seq>[ <message row as JSON>]'."""
         group = self.watchers.get(payload[:36])
         if not group:
@@ -104,33 +101,9 @@ class LiveHub:
     async def run(self, stop: asyncio.Event) -> None:
         """The replica's one LISTEN connection and one NATS subscription."""
         subscription = await self.ctx.nc.subscribe(f"{self.root}.>", cb=self._on_typing)
-        backoff = 0.1
         try:
-            while not stop.is_set():
-                lost = asyncio.Event()
-                conn = None
-                try:
-                    conn = await asyncpg.connect(self.ctx.settings.database_url)
-                    conn.add_termination_listener(lambda _c: lost.set())
-                    await conn.add_listener(self.channel, self._on_notify)
-                    self._wake_all()
-                    backoff = 0.1
-                    waiters = [asyncio.ensure_future(lost.wait()), asyncio.ensure_future(stop.wait())]
-                    try:
-                        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        for w in waiters:
-                            w.cancel()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("live listener lost, reconnecting", extra={"fields": {"error": repr(exc)}})
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5)
-                finally:
-                    if conn is not None and not conn.is_closed():
-                        with contextlib.suppress(Exception):
-                            await conn.close(timeout=2)
+            await PgListener(self.ctx.settings.database_url, {self.channel: self._on_notify},
+                             on_connect=self._wake_all).run(stop)
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()

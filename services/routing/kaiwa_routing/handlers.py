@@ -45,7 +45,7 @@ class Routing:
     def __init__(self, ctx):
         self.ctx = ctx
         self.router = Router(ctx)
-        self.notifier = Notifier(lambda: ctx.pool)
+        self.notifier = Notifier(lambda: ctx.settings.database_url)
 
     # --- plumbing ---------------------------------------------------------------------
 

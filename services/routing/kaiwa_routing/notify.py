@@ -9,12 +9,9 @@ most the streams' periodic re-check, never data.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import defaultdict
 
-import asyncpg
-
-log = logging.getLogger("kaiwa.routing.notify")
+from kaiwa_common.listener import PgListener
 
 OFFERS = "routing_offers"   # key: <tenant>/<agent id>
 TEAM = "routing_team"       # key: <tenant>
@@ -25,10 +22,9 @@ def offers_key(tenant: str, agent_id: str) -> str:
 
 
 class Notifier:
-    def __init__(self, pool_getter):
-        self._get_pool = pool_getter  # the pool exists only once the service has connected
+    def __init__(self, database_url_getter):
+        self._database_url = database_url_getter  # settings are read once the service runs
         self._waiters: dict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
-        self._conn: asyncpg.Connection | None = None
 
     def subscribe(self, channel: str, key: str) -> asyncio.Event:
         event = asyncio.Event()
@@ -42,35 +38,16 @@ class Notifier:
             if not waiters:
                 self._waiters.pop((channel, key), None)
 
-    def _on_notify(self, _conn, _pid, channel: str, payload: str) -> None:
-        for event in self._waiters.get((channel, payload), ()):
+    def _wake(self, channel: str, key: str) -> None:
+        for event in self._waiters.get((channel, key), ()):
             event.set()
 
     def _wake_all(self) -> None:
+        """After a reconnection: whatever happened while nobody listened."""
         for waiters in self._waiters.values():
             for event in waiters:
                 event.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.1
-        while not stop.is_set():
-            pool = self._get_pool()
-            try:
-                async with pool.acquire() as conn:
-                    await conn.add_listener(OFFERS, self._on_notify)
-                    await conn.add_listener(TEAM, self._on_notify)
-                    self._wake_all()  # whatever happened while we were not listening
-                    backoff = 0.1
-                    while not stop.is_set() and not conn.is_closed():
-                        try:
-                            await asyncio.wait_for(stop.wait(), 1.0)
-                        except asyncio.TimeoutError:
-                            await conn.execute("SELECT 1")  # notices a dead connection
-                    await conn.remove_listener(OFFERS, self._on_notify)
-                    await conn.remove_listener(TEAM, self._on_notify)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("listener lost, reconnecting", extra={"fields": {"error": repr(exc)}})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5)
+        channels = {channel: (lambda key, channel=channel: self._wake(channel, key)) for channel in (OFFERS, TEAM)}
+        await PgListener(self._database_url(), channels, on_connect=self._wake_all).run(stop)
