@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 from typing import AsyncIterator
 
 import grpc
@@ -43,3 +45,37 @@ async def status_of(call) -> grpc.StatusCode:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call
     return err.value.code()
+
+
+async def eventually(probe, what: str, attempts: int = 300, pause: float = 0.05):
+    """Poll an eventually-consistent effect (bounded), returning the first truthy result.
+    `probe` is a plain or an async function."""
+    for _ in range(attempts):
+        result = probe()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        await asyncio.sleep(pause)
+    raise AssertionError(f"never happened: {what}")
+
+
+@contextlib.asynccontextmanager
+async def events_of(tenant: str, source: str, event_type: str) -> AsyncIterator[list]:
+    """Events of one tenant as the relay publishes them on <prefix>.<source>.<event_type>."""
+    import nats
+    from kaiwa.events.v1.envelope_pb2 import Event
+
+    seen: list = []
+    nc = await nats.connect(Settings().nats_url)
+
+    async def on_message(msg):
+        event = Event.FromString(msg.data)
+        if event.tenant == tenant:
+            seen.append(event)
+
+    await nc.subscribe(f"{Settings().subject_prefix}.{source}.{event_type}", cb=on_message)
+    try:
+        yield seen
+    finally:
+        await nc.drain()

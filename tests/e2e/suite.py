@@ -15,7 +15,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Awaitable, Callable, TypeVar
 
 import asyncpg
 import grpc
@@ -25,17 +24,6 @@ from kaiwa_common.devrun import MODULES
 from kaiwa_common.devservers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], what: str, attempts: int = 300, pause: float = 0.05) -> T:
-    """Poll an eventually-consistent effect (bounded), returning the first truthy result."""
-    for _ in range(attempts):
-        result = await probe()
-        if result:
-            return result
-        await asyncio.sleep(pause)
-    raise AssertionError(f"never happened: {what}")
 
 
 def _load_llm_server():

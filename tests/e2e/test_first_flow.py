@@ -24,8 +24,8 @@ from kaiwa.routing.v1.routing_pb2_grpc import RoutingServiceStub
 from kaiwa.visitor.v1 import visitor_pb2 as vis
 from kaiwa.visitor.v1.visitor_pb2_grpc import VisitorServiceStub
 
-from tests.e2e.suite import Suite, eventually
-from tests.fixtures import auth
+from tests.e2e.suite import Suite
+from tests.fixtures import auth, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -16,7 +16,7 @@ from kaiwa.events.v1.routing_pb2 import ChatAssigned
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from kaiwa_common.events import make_event, subject
-from tests.fixtures import auth
+from tests.fixtures import auth, eventually  # noqa: F401 (re-exported for the tests here)
 
 # 30-90 s countdowns run 50x faster here: 30 s -> 0.6 s.
 COUNTDOWN_SCALE = 0.02
@@ -85,13 +85,6 @@ class Harness:
         raise AssertionError(f"chat {chat_id} never reached {pb.ChatState.Name(state)} (is {pb.ChatState.Name(chat.state)})")
 
 
-async def eventually(probe, what: str, attempts: int = 200, pause: float = 0.05):
-    for _ in range(attempts):
-        result = await probe()
-        if result:
-            return result
-        await asyncio.sleep(pause)
-    raise AssertionError(f"never happened: {what}")
 
 
 def visitor_of(chat: pb.Chat, tenant: str):

@@ -7,15 +7,12 @@ import asyncio
 import uuid
 
 import grpc
-import nats
 import pytest
 from kaiwa.crm_bridge.v1 import crm_bridge_pb2 as pb
 from kaiwa.crm_bridge.v1.crm_bridge_pb2_grpc import CrmBridgeServiceStub
-from kaiwa.events.v1.envelope_pb2 import Event
 
-from kaiwa_common.config import Settings
 from kaiwa_crm.main import make_spec
-from tests.fixtures import auth, channel_to, running, status_of
+from tests.fixtures import auth, channel_to, events_of, running, status_of
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +29,8 @@ def agent(tenant: str):
 @pytest.fixture
 async def record_events(tenant):
     """record_created events of this test's tenant, as the relay publishes them."""
-    seen: list[Event] = []
-    nc = await nats.connect(Settings().nats_url)
-
-    async def on_message(msg):
-        event = Event.FromString(msg.data)
-        if event.tenant == tenant:
-            seen.append(event)
-
-    await nc.subscribe(f"{Settings().subject_prefix}.crm_bridge.record_created", cb=on_message)
-    yield seen
-    await nc.drain()
+    async with events_of(tenant, "crm_bridge", "record_created") as seen:
+        yield seen
 
 
 async def wait_for(predicate, attempts: int = 100):

@@ -29,7 +29,7 @@ from kaiwa_common.devservers import free_port
 from kaiwa_common.events import make_event, stream_name, subject
 from kaiwa_conversation.main import make_spec as conversation_spec
 from kaiwa_crm.main import make_spec as crm_spec
-from tests.fixtures import auth, channel_to, running
+from tests.fixtures import auth, channel_to, events_of, eventually, running
 
 AGENT = "agent-7"
 
@@ -126,24 +126,10 @@ async def stream_seq_of_chat_ended(js, chat_id: str) -> int:
 
 
 async def test_crm07_ended_chat_adds_a_lead_with_the_transcript_pdf(services, tenant):
-    created: list[Event] = []
-    nc = await nats.connect(Settings().nats_url)
-
-    async def collect(msg):
-        event = Event.FromString(msg.data)
-        if event.tenant == tenant:
-            created.append(event)
-
-    await nc.subscribe(f"{Settings().subject_prefix}.crm_bridge.record_created", cb=collect)
-    try:
+    async with events_of(tenant, "crm_bridge", "record_created") as created:
         chat = await services.ended_chat(tenant, "Ichiro.Sato@Example.jp")
         record = await record_with_attachment(services.crm_stub, tenant, "ichiro.sato@example.jp", chat.id)
-        for _ in range(100):
-            if created:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await nc.drain()
+        await eventually(lambda: created, "record_created is published")
 
     assert (record.type, record.source, record.name, record.email) == (
         pb.RECORD_TYPE_LEAD, "chat", "佐藤 一郎", "Ichiro.Sato@Example.jp")

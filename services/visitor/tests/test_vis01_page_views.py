@@ -7,15 +7,12 @@ import asyncio
 import uuid
 
 import grpc
-import nats
 import pytest
-from kaiwa.events.v1.envelope_pb2 import Event
 from kaiwa.visitor.v1 import visitor_pb2 as pb
 from kaiwa.visitor.v1.visitor_pb2_grpc import VisitorServiceStub
 
-from kaiwa_common.config import Settings
 from kaiwa_visitor.main import SPEC
-from tests.fixtures import auth, channel_to, running, status_of
+from tests.fixtures import auth, channel_to, events_of, running, status_of
 
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 
@@ -28,17 +25,8 @@ async def visitors():
 
 @pytest.fixture
 async def page_events(tenant):
-    seen: list[Event] = []
-    nc = await nats.connect(Settings().nats_url)
-
-    async def on_message(msg):
-        event = Event.FromString(msg.data)
-        if event.tenant == tenant:
-            seen.append(event)
-
-    await nc.subscribe(f"{Settings().subject_prefix}.visitor.page_viewed", cb=on_message)
-    yield seen
-    await nc.drain()
+    async with events_of(tenant, "visitor", "page_viewed") as seen:
+        yield seen
 
 
 def staff(tenant: str):
