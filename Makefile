@@ -7,7 +7,7 @@ STAMP_ENV := $(VENV)/.stamp-env
 STAMP_GEN := gen/.stamp-gen
 STAMP_DEV := $(VENV)/.stamp-dev
 
-.PHONY: setup proto run test test-fast bench lint clean token
+.PHONY: setup proto run test bench clean token
 
 setup: $(STAMP_GEN) $(STAMP_DEV)
 
@@ -42,9 +42,6 @@ run: setup
 # Unit, integration (real PostgreSQL + NATS, started by the run) and e2e tests.
 test: setup
 	$(BIN)/python -m pytest -q
-
-test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
 	$(BIN)/python -m bench $(ONLY)
