@@ -250,19 +250,41 @@ class Routing:
 
     async def accept_chat(self, identity: Identity, chat_id: str) -> asyncpg.Record:
         tenant = identity.tenant
+        chat_uuid = parse_uuid(chat_id, "chat_id")
+        try:
+            me = str(uuid.UUID(identity.sub))
+        except ValueError:
+            me = None
 
         async def work(conn):
-            chat = await self._locked_chat(conn, tenant, chat_id)
-            me = await self._me(conn, identity)
-            if chat["state"] == ASSIGNED:
-                who = "you" if chat["agent_id"] == me["id"] else "another agent"
-                raise FailedPrecondition(f"chat {chat_id} is already taken by {who}")
-            if chat["state"] != QUEUED:
-                raise FailedPrecondition(f"chat {chat_id} is {chat['state']}, not waiting for an agent")
-            taken = await self._take_offers(conn, tenant, chat["id"])
-            if str(me["id"]) not in taken:  # raising rolls the withdrawal back
+            if me is None:  # still after the chat's existence, like every other check order
+                await self._locked_chat(conn, tenant, chat_id)
+                raise PermissionDenied(f"token subject {identity.sub!r} is not an agent of this portal")
+            row = await store.accept_offer(conn, tenant, chat_uuid, me, OFFER_TIMEOUT, [OFFER_TIMEOUT, MAX_WAIT], OFFERS)
+            outcome = row["outcome"]
+            if outcome == "no_chat":
+                raise NotFound(f"chat {chat_id} is not known to routing")
+            if outcome == "no_agent":
+                raise PermissionDenied(f"token subject {identity.sub!r} is not an agent of this portal")
+            if outcome == "not_queued":
+                if row["state"] == ASSIGNED:
+                    who = "you" if str(row["agent_id"]) == me else "another agent"
+                    raise FailedPrecondition(f"chat {chat_id} is already taken by {who}")
+                raise FailedPrecondition(f"chat {chat_id} is {row['state']}, not waiting for an agent")
+            if outcome == "not_offered":
                 raise FailedPrecondition(f"chat {chat_id} is not offered to you")
-            return await self._assign(conn, tenant, chat, me, "accepted", None, taken)
+            if outcome == "agent_unable":
+                if row["agent_availability"] != "online":
+                    raise FailedPrecondition(f"agent {row['agent_email']} is {row['agent_availability']}")
+                raise FailedPrecondition(f"agent {row['agent_email']} is at their maximum of {row['agent_max']} chats")
+            department_id = _id(row["department_id"])
+            await self.ctx.outbox.add(conn, tenant, ev.ChatAssigned(
+                chat_id=str(row["id"]), agent_id=me, agent_name=row["agent_name"], previous_agent_id="",
+                how="accepted", department_id=department_id))
+            queues: list[Queue] = [(tenant, d or None) for d in row["freed_departments"]]
+            if row["withdrawn"]:  # ring all: the others' slots are free again
+                queues.append((tenant, department_id or None))
+            return row, queues
 
         chat, queues = await self._tx(work)
         self._kick(queues)

@@ -36,7 +36,7 @@ from . import store
 from .domain.model import DEFAULT_ACCEPT_TIMEOUT, Candidate
 from .domain.rules import first_match
 from .domain.strategy import choose, fallback_strategy
-from .notify import OFFERS, offers_key
+from .notify import OFFERS
 
 log = logging.getLogger("kaiwa.routing.router")
 
@@ -59,8 +59,15 @@ class Router:
 
     async def route_queue(self, conn, tenant: str, department_id: str | None) -> int:
         """Offer what can be offered now; returns the number of chats offered."""
+        return (await self.route_part(conn, tenant, department_id, None, MAX_SCAN))[0]
+
+    async def route_part(self, conn, tenant: str, department_id: str | None, after, max_scan: int
+                         ) -> tuple[int, tuple | None]:
+        """A pass over at most `max_scan` waiting chats after the queue key `after` (None: from
+        the head). Returns the chats offered and, when it stopped at `max_scan` with agents
+        still able to take offers, the key to go on from (else None)."""
         if not await store.has_waiting(conn, tenant, department_id):
-            return 0
+            return 0, None
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                            "routing:" + queue_key(tenant, department_id))
         dept = await store.department(conn, tenant, department_id)
@@ -80,9 +87,10 @@ class Router:
         single_only = strategy in ("round_robin", "least_loaded")
         offered_chats = scanned = 0
         with_room = sum(1 for n in slots.values() if n > 0)  # agents who can take another offer
-        after = None
-        while scanned < MAX_SCAN and with_room:
-            page = await store.queued_page(conn, tenant, department_id, PAGE, after, single_only)
+        page = None
+        while scanned < max_scan and with_room:
+            page = await store.queued_page(conn, tenant, department_id, min(PAGE, max_scan - scanned), after,
+                                           single_only)
             if not page:
                 break
             scanned += len(page)
@@ -96,14 +104,14 @@ class Router:
                     break
                 groups = self._groups(chat, strategy, pool_group, by_id, by_email, rules, department_id)
                 mode, chosen = self._pick(groups, asked[chat["id"]], slots)
-                if not chosen or not await store.try_lock_queued(conn, chat["id"]):
+                if not chosen or not await self._offer(conn, tenant, chat, mode, chosen, accept_timeout):
                     continue
-                await self._offer(conn, tenant, chat, mode, chosen, accept_timeout)
                 for c in chosen:
                     slots[c.agent_id] -= 1
                     with_room -= slots[c.agent_id] == 0
                 offered_chats += 1
-        return offered_chats
+        more = scanned >= max_scan and with_room and page
+        return offered_chats, after if more else None
 
     def _groups(self, chat, strategy, pool_group, by_id, by_email, rules, department_id) -> list:
         """(mode, members, member ids) to ask, in order; the department's pool last."""
@@ -136,17 +144,19 @@ class Router:
         retry = [c for c in group if c.agent_id in timed_out and c.agent_id not in offered and slots[c.agent_id] > 0]
         return mode, choose(mode, retry)
 
-    async def _offer(self, conn, tenant, chat, mode, chosen, accept_timeout) -> None:
+    async def _offer(self, conn, tenant, chat, mode, chosen, accept_timeout) -> bool:
+        """False: the chat is locked by another transaction or no longer waits (left alone)."""
         agent_ids = [c.agent_id for c in chosen]
-        await store.insert_offers(conn, tenant, chat["id"], agent_ids)
+        single = mode != "ring_all"
+        if not await store.offer_chat(conn, tenant, chat["id"], chat["department_id"], agent_ids, single, OFFERS):
+            return False
         department_id = str(chat["department_id"]) if chat["department_id"] else ""
-        if mode != "ring_all":
-            await store.mark_offered(conn, chat["department_id"], agent_ids[0])
+        if single:
             await timers.schedule(conn, tenant, OFFER_TIMEOUT, str(chat["id"]), delay=accept_timeout,
                                   payload={"agent_id": agent_ids[0]})
         await self.ctx.outbox.add(conn, tenant, ev.ChatOffered(chat_id=str(chat["id"]), department_id=department_id,
                                                                agent_ids=agent_ids))
-        await store.notify_many(conn, OFFERS, [offers_key(tenant, a) for a in agent_ids])
+        return True
 
     # --- background passes ------------------------------------------------------------
 
@@ -167,8 +177,16 @@ class Router:
             while True:
                 self._dirty[key] = False
                 try:
-                    async with unit_of_work(self.ctx.pool) as conn:
-                        await self.route_queue(conn, tenant, department_id)
+                    # One page per transaction: offers reach agents (and can be accepted)
+                    # while the pass goes on, instead of all at its end. Passes of this
+                    # queue elsewhere may run in between; each chunk re-reads the state.
+                    after, scanned = None, 0
+                    while scanned < MAX_SCAN:
+                        async with unit_of_work(self.ctx.pool) as conn:
+                            _, after = await self.route_part(conn, tenant, department_id, after, PAGE)
+                        scanned += PAGE
+                        if after is None:
+                            break
                 except Exception as exc:  # the sweep will come back to this queue
                     log.warning("routing pass failed", extra={"fields": {"tenant": tenant, "error": repr(exc)}})
                     return

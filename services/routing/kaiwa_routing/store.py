@@ -140,12 +140,6 @@ async def candidates(conn: Conn, tenant: str, department_id: str | None) -> list
                       last_offered_at=r["last_offered_at"]) for r in rows]
 
 
-async def mark_offered(conn: Conn, department_id: str | None, agent_id: str) -> None:
-    if department_id is not None:
-        await conn.execute("UPDATE department_agents SET last_offered_at = clock_timestamp() "
-                           "WHERE department_id = $1 AND agent_id = $2", department_id, agent_id)
-
-
 async def capacity_overview(conn: Conn, tenant: str, department_id: str | None) -> asyncpg.Record:
     """Online agents, their total capacity and free slots (for estimates and missed reasons)."""
     if department_id is None:
@@ -228,11 +222,6 @@ async def try_lock_chat(conn: Conn, tenant: str, chat_id: str) -> tuple[bool, as
     return (False, None) if exists else (True, None)
 
 
-async def try_lock_queued(conn: Conn, chat_id: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT true FROM chats WHERE id = $1 AND state = 'queued' FOR UPDATE SKIP LOCKED", chat_id))
-
-
 async def queue_position(conn: Conn, tenant: str, chat: asyncpg.Record) -> int:
     return await conn.fetchval(
         "SELECT count(*) + 1 FROM chats WHERE tenant = $1 AND department_id IS NOT DISTINCT FROM $2 AND state = 'queued' "
@@ -295,9 +284,20 @@ async def offers_for_chats(conn: Conn, chat_ids: list) -> list[asyncpg.Record]:
         "WHERE chat_id = ANY($1::uuid[])", chat_ids)
 
 
-async def insert_offers(conn: Conn, tenant: str, chat_id: str, agent_ids: list[str]) -> None:
-    await conn.executemany("INSERT INTO offers (tenant, chat_id, agent_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                           [(tenant, chat_id, a) for a in agent_ids])
+async def offer_chat(conn: Conn, tenant: str, chat_id, department_id, agent_ids: list[str], single: bool,
+                     channel: str) -> bool:
+    """Offer a waiting chat to agents in one statement, if it can be locked without waiting
+    (SKIP LOCKED) and still waits: the offers, for a single offer the department's
+    round-robin mark, and the agents woken (NOTIFY <tenant>/<agent id>). False: left alone."""
+    return bool(await conn.fetchval(
+        "WITH locked AS (SELECT id FROM chats WHERE id = $1 AND state = 'queued' FOR UPDATE SKIP LOCKED), "
+        "offered AS (INSERT INTO offers (tenant, chat_id, agent_id) SELECT $2, locked.id, a "
+        "  FROM locked, unnest($3::uuid[]) a ON CONFLICT DO NOTHING), "
+        "marked AS (UPDATE department_agents SET last_offered_at = clock_timestamp() "
+        "  WHERE $4 AND department_id = $5 AND agent_id = ($3::uuid[])[1] AND EXISTS (SELECT 1 FROM locked)), "
+        "woken AS (SELECT pg_notify($6, $2 || '/' || a::text) FROM locked, unnest($3::uuid[]) a) "
+        "SELECT EXISTS (SELECT 1 FROM locked) AND (SELECT count(*) FROM woken) >= 0",
+        chat_id, tenant, agent_ids, single, department_id, channel))
 
 
 async def delete_offer(conn: Conn, chat_id: str, agent_id: str) -> bool:
@@ -357,6 +357,16 @@ async def assign(conn: Conn, tenant: str, chat: asyncpg.Record, agent_id: str, h
         "  (SELECT count(*) FROM history) AS recorded FROM agent, chat",
         tenant, agent_id, chat["id"], how, previous_agent_id,
         chat["queued_at"] if how in ("accepted", "assigned") else None)
+
+
+async def accept_offer(conn: Conn, tenant: str, chat_id: str, agent_id: str, offer_timer: str,
+                       timer_kinds: list[str], channel: str) -> asyncpg.Record:
+    """An agent accepts a chat offered to them, in one round trip (migrations/002): the
+    checks, the withdrawal of the chat's offers and timers, the assignment and, when the
+    agent is full now, the withdrawal of their other offers. `outcome` says which check
+    failed (nothing written then) or 'accepted'."""
+    return await conn.fetchrow("SELECT * FROM accept_offer($1, $2, $3, $4, $5, $6)",
+                               tenant, chat_id, agent_id, offer_timer, timer_kinds, channel)
 
 
 async def take_offers(conn: Conn, tenant: str, chat_id, timer_kinds: list[str], channel: str) -> list[str]:
@@ -528,11 +538,6 @@ async def team_messages(conn: Conn, tenant: str, me: str, board: bool, with_agen
     return await conn.fetch(
         "SELECT m.*, a.name AS from_name FROM team_messages m JOIN agents a ON a.id = m.from_agent_id "
         f"WHERE m.tenant = $1 AND m.seq > $2 AND {scope} ORDER BY m.seq LIMIT $3", tenant, after_seq, limit, *args)
-
-
-async def notify_many(conn: Conn, channel: str, payloads: list[str]) -> None:
-    if payloads:
-        await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) p", channel, payloads)
 
 
 async def notify(conn: Conn, channel: str, payload: str) -> None:
