@@ -30,7 +30,7 @@ from .interceptor import KaiwaInterceptor
 from .logs import setup_logging
 from .migrations import migrate
 from .outbox import Outbox, OutboxRelay
-from .telemetry import client_interceptors, server_interceptor, setup_tracing
+from .telemetry import client_interceptors, setup_tracing
 from .timers import TimerHandler, TimerRunner
 
 log = logging.getLogger("kaiwa.app")
@@ -109,7 +109,6 @@ class ServiceRunner:
     async def start(self) -> "ServiceRunner":
         setup_tracing(self.spec.name)
         self._server = grpc.aio.server(interceptors=[
-            server_interceptor(),
             KaiwaInterceptor(self.settings, self.spec.policy, lambda: self.ready)])
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(

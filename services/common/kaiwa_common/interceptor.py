@@ -7,6 +7,8 @@
 - DomainError raised by a handler            -> its status code and message
 - database briefly unreachable               -> UNAVAILABLE (safe to retry: nothing committed)
 - anything else (a defect of ours)            -> INTERNAL, logged with its trace id
+
+It also opens the call's SERVER span (health checks and reflection are not traced).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import logging
 from typing import AsyncIterator, Callable
 
 import grpc
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 
 from .auth import Identity, identity_from_metadata, reset_identity, set_identity
 from .config import Settings
 from .db import TRANSIENT_DB_ERRORS
 from .errors import DomainError, InvalidArgument, PermissionDenied, Unavailable
+from .telemetry import tracer
 
 log = logging.getLogger("kaiwa.grpc")
 
@@ -35,13 +38,22 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
         self.settings = settings
         self.policy = policy
         self.is_ready = is_ready
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # built once per method
 
     async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        if handler is None or details.method.startswith(EXEMPT_PREFIXES):
-            return handler
-        # Every kind of method is guarded, client-streaming ones included.
         method = details.method
+        if method.startswith(EXEMPT_PREFIXES):
+            return await continuation(details)
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            handler = await continuation(details)
+            if handler is None:
+                return None
+            wrapped = self._wrapped[method] = self._wrap(method, handler)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        # Every kind of method is guarded, client-streaming ones included.
         if handler.response_streaming:
             if handler.request_streaming:
                 behavior, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
@@ -75,30 +87,32 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_unary(self, method: str, behavior):
         async def unary(request, context: grpc.aio.ServicerContext):
-            token = await self._enter(method, request, context)
-            try:
-                return await behavior(request, context)
-            except (grpc.aio.AbortError, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                await _abort_for(exc, method, context)
-            finally:
-                reset_identity(token)
+            with _server_span(method, context):
+                token = await self._enter(method, request, context)
+                try:
+                    return await behavior(request, context)
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    await _abort_for(exc, method, context)
+                finally:
+                    reset_identity(token)
 
         return unary
 
     def _wrap_stream(self, method: str, behavior):
         async def stream(request, context: grpc.aio.ServicerContext):
-            token = await self._enter(method, request, context)
-            try:
-                async for response in stream_responses(behavior, request, context):
-                    yield response
-            except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
-                raise
-            except Exception as exc:
-                await _abort_for(exc, method, context)
-            finally:
-                reset_identity(token)
+            with _server_span(method, context):
+                token = await self._enter(method, request, context)
+                try:
+                    async for response in stream_responses(behavior, request, context):
+                        yield response
+                except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
+                    raise
+                except Exception as exc:
+                    await _abort_for(exc, method, context)
+                finally:
+                    reset_identity(token)
 
         return stream
 
@@ -108,21 +122,39 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
             identity = self._admit(method, context.invocation_metadata())
             _check_decoded(request)
         except DomainError as exc:
-            await context.abort(exc.code, exc.message)
+            await _abort(context, exc.code, exc.message)
         return set_identity(identity)
+
+
+def _server_span(method: str, context: grpc.aio.ServicerContext):
+    """The call's SERVER span, a child of the caller's (W3C context in the metadata)."""
+    carrier = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+    service, _, name = method[1:].partition("/")
+    return tracer("kaiwa.grpc").start_as_current_span(
+        method[1:], context=propagate.extract(carrier), kind=trace.SpanKind.SERVER,
+        record_exception=False, set_status_on_exception=False,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+    span = trace.get_current_span()
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN):
+        span.set_status(trace.Status(trace.StatusCode.ERROR, message))
+    await context.abort(code, message)
 
 
 async def _abort_for(exc: Exception, method: str, context: grpc.aio.ServicerContext) -> None:
     if isinstance(exc, DomainError):
-        await context.abort(exc.code, exc.message)
+        await _abort(context, exc.code, exc.message)
     if isinstance(exc, TRANSIENT_DB_ERRORS):
         log.warning("database unavailable", extra={"fields": {"method": method, "error": repr(exc)}})
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, retry shortly")
+        await _abort(context, grpc.StatusCode.UNAVAILABLE, "database unavailable, retry shortly")
     # A defect of ours, not the caller's: logged with the trace id, answered as INTERNAL.
     log.exception("unhandled error", extra={"fields": {"method": method}})
     span_context = trace.get_current_span().get_span_context()
     reference = f" (trace {span_context.trace_id:032x})" if span_context.is_valid else ""
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error{reference}")
+    await _abort(context, grpc.StatusCode.INTERNAL, f"internal error{reference}")
 
 
 class _Undecodable:

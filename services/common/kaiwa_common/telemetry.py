@@ -42,28 +42,6 @@ def tracer(name: str = "kaiwa") -> trace.Tracer:
     return trace.get_tracer(name)
 
 
-def server_interceptor():
-    """Server spans for every RPC except health checks and reflection (probes would
-    flood the traces). Streaming handlers that send with `context.write()` (as the
-    health Watch does) work too: the stock aio interceptor only knows async generators."""
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
-
-    from .interceptor import stream_responses
-
-    interceptor = aio_server_interceptor(filter_=filters.negate(filters.any_of(
-        filters.health_check(), filters.service_prefix("grpc.reflection."))))
-    intercept_stream = interceptor._intercept_aio_server_stream
-
-    def any_style_stream(behavior, handler_call_details):
-        def as_async_generator(request, context):
-            return stream_responses(behavior, request, context)
-
-        return intercept_stream(as_async_generator, handler_call_details)
-
-    interceptor._intercept_aio_server_stream = any_style_stream
-    return interceptor
-
-
 def client_interceptors():
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
