@@ -15,7 +15,7 @@ from functools import lru_cache
 import jwt
 
 from .config import Settings
-from .errors import PermissionDenied, Unauthenticated
+from .errors import Unauthenticated
 
 ROLES = ("admin", "agent", "visitor", "service")
 AUDIENCE = "kaiwa"
@@ -26,14 +26,6 @@ class Identity:
     tenant: str
     sub: str
     role: str
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in ("admin", "agent", "service")
-
-    def require_role(self, *roles: str) -> None:
-        if self.role not in roles:
-            raise PermissionDenied(f"role {self.role!r} may not do this (needs {' or '.join(roles)})")
 
 
 _current: contextvars.ContextVar[Identity] = contextvars.ContextVar("kaiwa_identity")

@@ -21,10 +21,6 @@ class NotFound(DomainError):
     code = grpc.StatusCode.NOT_FOUND
 
 
-class AlreadyExists(DomainError):
-    code = grpc.StatusCode.ALREADY_EXISTS
-
-
 class FailedPrecondition(DomainError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
@@ -37,21 +33,12 @@ class Unauthenticated(DomainError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
-class ResourceExhausted(DomainError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
 class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
 class PermanentEventError(Exception):
     """An event a consumer can never apply: it is parked in the dead-letter table."""
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise InvalidArgument(message)
 
 
 def parse_uuid(value: str, what: str) -> str:
