@@ -610,9 +610,7 @@ class Routing:
         tenant = identity.tenant
         if bool(to_email) == bool(to_department):
             raise InvalidArgument("give exactly one of to_agent_email and to_department_name")
-        note = (note or "").strip()
-        if len(note) > 1000:
-            raise InvalidArgument("note is longer than 1000 characters")
+        note = _clean_note(note)
 
         async def work(conn):
             chat = await self._locked_chat(conn, tenant, chat_id)
@@ -733,9 +731,7 @@ class Routing:
         tenant = identity.tenant
         if bool(email) == bool(agent_id):
             raise InvalidArgument("give exactly one of agent_email and agent_id")
-        note = (note or "").strip()
-        if len(note) > 1000:
-            raise InvalidArgument("note is longer than 1000 characters")
+        note = _clean_note(note)
 
         async def work(conn):
             chat = await self._locked_chat(conn, tenant, chat_id)
@@ -814,3 +810,10 @@ class Routing:
     async def visible_team_messages(self, tenant: str, agent_id: str, after_seq: int) -> list[asyncpg.Record]:
         async with self.ctx.pool.acquire() as conn:
             return await store.team_messages(conn, tenant, agent_id, False, None, after_seq, 500)
+
+
+def _clean_note(note: str) -> str:
+    note = (note or "").strip()
+    if len(note) > 1000:
+        raise InvalidArgument("note is longer than 1000 characters")
+    return note
