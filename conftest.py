@@ -15,10 +15,17 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from kaiwa_common.devservers import start_missing_servers, stop_servers
 
 pytest_plugins = ["tests.fixtures"]
+
+# CI replays the same examples every run (a red build always means a change broke
+# something); local runs keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session", autouse=True)
