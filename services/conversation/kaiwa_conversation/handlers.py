@@ -17,7 +17,6 @@ from kaiwa.events.v1.conversation_pb2 import (
 from kaiwa_common import timers
 from kaiwa_common.auth import current_identity
 from kaiwa_common.db import unit_of_work
-from kaiwa_common.events import make_event, subject
 from kaiwa_common.errors import (
     FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_uuid)
 
@@ -236,14 +235,12 @@ class Conversation:
                    "text": draft.text, "body": draft.body(), "outgoing": outgoing, "reply_to_seq": None, "part": 0,
                    "parts": 0, "resent_from_seq": None, "client_message_id": None, "emoji_only": draft.emoji_only,
                    "status": "sent" if outgoing else None, "failure_reason": ""}
-            outbox = self.ctx.outbox
-            event = make_event(outbox.source, actor.tenant, MessageSent(
+            outbox_row = self.ctx.outbox.prepare(actor.tenant, MessageSent(
                 chat_id=str(chat_id), seq=row["seq"], message_id=str(row["id"]), sender_kind=sender_kind,
                 sender_id=sender_id, kind=draft.kind, text=draft.text))
             inbound = (cmd.channel_sent_at or now()) if sender_kind == "visitor" else None
             written = await store.append_if_unchanged(
-                conn, chat, row, inbound, event.id, subject(outbox.prefix, outbox.source, event.type),
-                event.SerializeToString(), outbox.channel, self.notify_channel)
+                conn, chat, row, inbound, outbox_row, self.ctx.outbox.channel, self.notify_channel)
             return [row] if written else None
 
     @staticmethod

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 
 import asyncpg
 
+from kaiwa_common.outbox import OutboxRow
+
 CHAT_FIELDS = ("state", "department_id", "agent_id", "ended_at", "completed_at", "end_reason", "last_seq",
                "last_activity_at", "last_inbound_at", "countdown_ends_at", "queue_position",
                "estimated_wait_seconds", "visitor_name", "visitor_email")
@@ -90,8 +92,8 @@ _APPEND_IF_UNCHANGED = (
 NOTIFY_LIMIT = 7900  # PostgreSQL refuses payloads of 8000 bytes and more
 
 
-async def append_if_unchanged(conn: asyncpg.Connection, chat: dict, row: dict, inbound_at, event_id: str,
-                              event_subject: str, envelope: bytes, outbox_channel: str, live_channel: str) -> bool:
+async def append_if_unchanged(conn: asyncpg.Connection, chat: dict, row: dict, inbound_at, outbox_row: OutboxRow,
+                              outbox_channel: str, live_channel: str) -> bool:
     """One statement (one implicit transaction): chat sequence, message, outbox event and
     both wake-ups, applied only if the chat is still in the state the caller validated."""
     row["sent_at"] = datetime.now(timezone.utc)
@@ -101,7 +103,7 @@ async def append_if_unchanged(conn: asyncpg.Connection, chat: dict, row: dict, i
     extra = " " + data if len(data.encode()) + 100 < NOTIFY_LIMIT else ""
     sent_at = await conn.fetchval(
         _APPEND_IF_UNCHANGED, *[row[c] for c in MESSAGE_COLUMNS], inbound_at, chat["state"], chat["agent_id"],
-        event_id, event_subject, envelope, outbox_channel, live_channel, row["sent_at"], extra)
+        outbox_row.event.id, outbox_row.subject, outbox_row.envelope, outbox_channel, live_channel, row["sent_at"], extra)
     return sent_at is not None
 
 
