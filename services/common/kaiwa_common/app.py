@@ -108,8 +108,11 @@ class ServiceRunner:
 
     async def start(self) -> "ServiceRunner":
         setup_tracing(self.spec.name)
-        self._server = grpc.aio.server(interceptors=[
-            KaiwaInterceptor(self.settings, self.spec.policy, lambda: self.ready)])
+        # so_reuseport=0: a port already taken by another copy fails here instead of being
+        # silently shared (gRPC's default would spread calls across both processes).
+        self._server = grpc.aio.server(
+            interceptors=[KaiwaInterceptor(self.settings, self.spec.policy, lambda: self.ready)],
+            options=[("grpc.so_reuseport", 0)])
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             [*self.spec.grpc_services, reflection.SERVICE_NAME, health.SERVICE_NAME], self._server)
