@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
+import re
 from typing import AsyncIterator
 
 import grpc
@@ -13,6 +15,38 @@ import pytest
 from kaiwa_common.app import ServiceRunner, ServiceSpec
 from kaiwa_common.auth import mint_token
 from kaiwa_common.config import Settings
+
+
+class _ErrorRecords(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def unexpected_errors(lines: list[str], allowed: list[str]) -> list[str]:
+    """The error lines no pattern in `allowed` explains."""
+    patterns = [re.compile(p) for p in allowed]
+    return [line for line in lines if not any(p.search(line) for p in patterns)]
+
+
+@pytest.fixture(autouse=True)
+def no_unhandled_errors(request):
+    """A test fails when anything in this process logs at ERROR or above during it (an
+    unhandled error in a service, a connection returned mid-transaction, ...), unless the
+    test declares it with @pytest.mark.expected_error_logs("regex", ...)."""
+    handler = _ErrorRecords()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield
+    root.removeHandler(handler)
+    allowed = [p for marker in request.node.iter_markers("expected_error_logs") for p in marker.args]
+    lines = [f"{r.name}: {r.getMessage()} {getattr(r, 'fields', '')}" for r in handler.records]
+    unexpected = unexpected_errors(lines, allowed)
+    if unexpected:
+        pytest.fail("errors logged during the test:\n" + "\n".join(unexpected[:10]), pytrace=False)
 
 
 def token(tenant: str, role: str, sub: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import grpc
 import nats
+import pytest
 
 from kaiwa_common.app import ServiceRunner
 from kaiwa_common.config import Settings
@@ -15,6 +16,7 @@ from tests.backbone.support import BackboneClient, eventually, wait_consumer_set
 from tests.fixtures import auth
 
 
+@pytest.mark.expected_error_logs("event parked in dead_letters", "event handler failed")
 async def test_plat01_consumer_dead_letters_poison_and_retries_transient_errors(infra, names, tenant):
     prefix, durable = names["prefix"], names["durable"]
     runner = await ServiceRunner(worker.build_spec(names["producer"], consumer=durable),

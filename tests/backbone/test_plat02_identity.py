@@ -122,6 +122,7 @@ async def test_plat02_bad_signature_expired_wrong_audience_are_unauthenticated(h
     assert "expired" in message
 
 
+@pytest.mark.expected_error_logs("no access policy for method")
 async def test_plat02_role_outside_policy_is_permission_denied(hs_channel, tenant):
     visitor = BackboneClient(hs_channel, _bearer(mint_token(Settings(), tenant, "visitor", "v-1")))
     code, message = await _denied(visitor.write("hello"))

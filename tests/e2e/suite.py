@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kaiwa_common.devrun import MODULES
 from kaiwa_common.devservers import free_port
+from tests.fixtures import unexpected_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +50,7 @@ class Suite:
         self.procs = procs
         self.llm = llm
         self.logs = logs
+        self.allowed_errors: list[str] = []  # regexes of error lines a test provokes on purpose
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def address(self, service: str) -> str:
@@ -114,3 +116,11 @@ class Suite:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        errors = unexpected_errors(self.error_lines(), self.allowed_errors)
+        assert not errors, f"services logged errors (logs in {self.logs}):\n" + "\n".join(errors[:10])
+
+    def error_lines(self) -> list[str]:
+        """Every line at level error or above in the services' logs."""
+        return [f"{name}: {line}" for name in self.procs
+                for line in (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
+                if '"level": "error"' in line or '"level": "critical"' in line or line.startswith("Traceback")]

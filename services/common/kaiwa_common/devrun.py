@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import grpc
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .config import Settings
@@ -32,6 +33,35 @@ MODULES = {
     "crm_bridge": "kaiwa_crm.main",
     "ai_assist": "kaiwa_ai.main",
 }
+
+
+def ports_needed(settings: Settings) -> dict[str, int]:
+    """Every port this run will listen on: the services', and the local servers' it starts."""
+    ports = {name: settings.port(name) for name in MODULES}
+    if not os.environ.get("KAIWA_DATABASE_URL"):
+        ports["postgresql"] = int(os.environ.get("KAIWA_DEV_PG_PORT", "15432"))
+    if not os.environ.get("KAIWA_NATS_URL"):
+        ports["nats"] = int(os.environ.get("KAIWA_DEV_NATS_PORT", "14222"))
+    return ports
+
+
+def busy_ports(ports: dict[str, int]) -> list[str]:
+    """One line per port already listened on, naming the process that holds it when known."""
+    wanted = {port: name for name, port in ports.items()}
+    holders: dict[int, str] = {}
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in wanted:
+            holders.setdefault(conn.laddr.port, _describe(conn.pid))
+    return [f"port {port} ({wanted[port]}) is taken by {holder}" for port, holder in sorted(holders.items())]
+
+
+def _describe(pid: int | None) -> str:
+    if pid is None:
+        return "another process"
+    try:
+        return f"pid {pid} ({' '.join(psutil.Process(pid).cmdline())[:120]})"
+    except psutil.Error:
+        return f"pid {pid}"
 
 
 def start_infrastructure() -> list:
@@ -101,6 +131,13 @@ def main() -> None:
     started: list = []
     procs: dict[str, subprocess.Popen] = {}
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    busy = busy_ports(ports_needed(settings))
+    if busy:
+        # Never join a stack that is already running: calls would be spread across both.
+        print("Kaiwa cannot start: " + "; ".join(busy) + ".")
+        print("Stop the other copy (is `make run` already running?) or choose other ports "
+              "(KAIWA_<SERVICE>_PORT, KAIWA_DEV_PG_PORT, KAIWA_DEV_NATS_PORT).")
+        raise SystemExit(1)
     try:
         print("Kaiwa: starting")
         started = start_infrastructure()

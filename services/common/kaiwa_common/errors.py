@@ -1,40 +1,40 @@
-"""Domain errors that map to gRPC status codes; never UNKNOWN for a caller's mistake."""
+"""Domain errors: what went wrong, in the caller's terms. They know nothing of gRPC; the
+interceptor maps each class to its status code (never UNKNOWN for a caller's mistake)."""
 
 from __future__ import annotations
 
-import grpc
+import uuid
 
 
 class DomainError(Exception):
-    code = grpc.StatusCode.INTERNAL
-
-    def __init__(self, message: str):
+    def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.message = message
+        self.field = field  # the request field at fault, when one is (google.rpc.BadRequest)
 
 
 class InvalidArgument(DomainError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    pass
 
 
 class NotFound(DomainError):
-    code = grpc.StatusCode.NOT_FOUND
+    pass
 
 
 class FailedPrecondition(DomainError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    pass
 
 
 class PermissionDenied(DomainError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    pass
 
 
 class Unauthenticated(DomainError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    pass
 
 
 class Unavailable(DomainError):
-    code = grpc.StatusCode.UNAVAILABLE
+    pass
 
 
 class PermanentEventError(Exception):
@@ -42,11 +42,10 @@ class PermanentEventError(Exception):
 
 
 def parse_uuid(value: str, what: str) -> str:
-    import uuid
-
+    field = what if what.isidentifier() else None  # "chat_id" names a field; "deal id" does not
     if not value:
-        raise InvalidArgument(f"{what} is required")
+        raise InvalidArgument(f"{what} is required", field=field)
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise InvalidArgument(f"{what} {value!r} is not a valid id (expected a UUID)") from None
+        raise InvalidArgument(f"{what} {value!r} is not a valid id (expected a UUID)", field=field) from None

@@ -4,7 +4,11 @@
 - no or bad token                            -> UNAUTHENTICATED
 - role not allowed for the method            -> PERMISSION_DENIED
 - request bytes that do not decode           -> INVALID_ARGUMENT (grpc would say UNKNOWN)
-- DomainError raised by a handler            -> its status code and message
+- a request field no handler may see         -> INVALID_ARGUMENT naming it (validation.py)
+- DomainError raised by a handler            -> its status code and message (STATUS_OF);
+                                                a field at fault also as google.rpc.BadRequest
+- data the database refuses (class 22)       -> INVALID_ARGUMENT (a backstop: validation
+                                                should have caught it, so it is logged)
 - database briefly unreachable               -> UNAVAILABLE (safe to retry: nothing committed)
 - anything else (a defect of ours)            -> INTERNAL, logged with its trace id
 
@@ -18,19 +22,33 @@ import inspect
 import logging
 from typing import AsyncIterator, Callable
 
+import asyncpg
 import grpc
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry import propagate, trace
 
 from .auth import Identity, identity_from_metadata, reset_identity, set_identity
 from .config import Settings
 from .db import TRANSIENT_DB_ERRORS
-from .errors import DomainError, InvalidArgument, PermissionDenied, Unavailable
+from .errors import (DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated,
+                     Unavailable)
 from .telemetry import tracer
+from .validation import check_request
 
 log = logging.getLogger("kaiwa.grpc")
 
 PUBLIC = "public"  # policy value for methods that need no token
 EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+STATUS_OF: dict[type[DomainError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
 
 
 class KaiwaInterceptor(grpc.aio.ServerInterceptor):
@@ -90,7 +108,7 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
             with _server_span(method, context):
                 token = await self._enter(method, request, context)
                 try:
-                    return await behavior(request, context)
+                    return await behavior(_checked(request), context)
                 except (grpc.aio.AbortError, asyncio.CancelledError):
                     raise
                 except Exception as exc:
@@ -105,7 +123,7 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
             with _server_span(method, context):
                 token = await self._enter(method, request, context)
                 try:
-                    async for response in stream_responses(behavior, request, context):
+                    async for response in stream_responses(behavior, _checked(request), context):
                         yield response
                 except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
                     raise
@@ -120,9 +138,11 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
         """Admit the call and bind its identity; aborts with the right status otherwise."""
         try:
             identity = self._admit(method, context.invocation_metadata())
-            _check_decoded(request)
+            if _is_single_message(request):
+                _check_decoded(request)
+                check_request(request)
         except DomainError as exc:
-            await _abort(context, exc.code, exc.message)
+            await _abort_domain(context, exc)
         return set_identity(identity)
 
 
@@ -136,17 +156,37 @@ def _server_span(method: str, context: grpc.aio.ServicerContext):
         attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
 
 
-async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str,
+                 trailing_metadata: tuple = ()) -> None:
     span = trace.get_current_span()
     span.set_attribute("rpc.grpc.status_code", code.value[0])
     if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN):
         span.set_status(trace.Status(trace.StatusCode.ERROR, message))
-    await context.abort(code, message)
+    await context.abort(code, message, trailing_metadata)
+
+
+async def _abort_domain(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
+    code = STATUS_OF.get(type(exc)) or next(
+        (status for cls, status in STATUS_OF.items() if isinstance(exc, cls)), grpc.StatusCode.INTERNAL)
+    details = () if exc.field is None else (("grpc-status-details-bin", _bad_request(code, exc)),)
+    await _abort(context, code, exc.message, details)
+
+
+def _bad_request(code: grpc.StatusCode, exc: DomainError) -> bytes:
+    """google.rpc.Status with one BadRequest field violation (Google API guidelines, AIP-193)."""
+    violation = error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.message)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=exc.message)
+    status.details.add().Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+    return status.SerializeToString()
 
 
 async def _abort_for(exc: Exception, method: str, context: grpc.aio.ServicerContext) -> None:
     if isinstance(exc, DomainError):
-        await _abort(context, exc.code, exc.message)
+        await _abort_domain(context, exc)
+    if isinstance(exc, asyncpg.DataError):
+        # The database refused the caller's data: still the caller's mistake, never INTERNAL.
+        log.warning("database refused request data", extra={"fields": {"method": method, "error": repr(exc)}})
+        await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid value: {exc}")
     if isinstance(exc, TRANSIENT_DB_ERRORS):
         log.warning("database unavailable", extra={"fields": {"method": method, "error": repr(exc)}})
         await _abort(context, grpc.StatusCode.UNAVAILABLE, "database unavailable, retry shortly")
@@ -182,6 +222,23 @@ def _tolerant(deserializer):
 def _check_decoded(request) -> None:
     if isinstance(request, _Undecodable):
         raise InvalidArgument(request.message)
+
+
+def _is_single_message(request) -> bool:
+    return isinstance(request, (Message, _Undecodable))
+
+
+def _checked(request):
+    """A client stream whose every message is checked as it arrives; a single request as is."""
+    if _is_single_message(request):
+        return request
+    return _checked_stream(request)
+
+
+async def _checked_stream(requests):
+    async for request in requests:
+        check_request(request)
+        yield request
 
 
 async def stream_responses(behavior, request, context) -> AsyncIterator:
