@@ -22,16 +22,32 @@ class VisitorApi(visitor_pb2_grpc.VisitorServiceServicer):
         self.settings = settings
 
     async def IssueVisitorToken(self, request: pb.IssueVisitorTokenRequest, context) -> pb.VisitorToken:
-        if not request.widget_key.strip():
-            raise InvalidArgument("widget_key is required")
-        issued = await handlers.issue_visitor_token(self.ctx, self.settings, request.widget_key.strip(),
-                                                    request.visitor_id)
-        response = pb.VisitorToken(token=issued.token, visitor_id=issued.visitor_id)
+        # request.visitor_id is ignored on purpose: an id proves nothing, only the secret does.
+        issued = await handlers.issue_visitor_token(self.ctx, self.settings, _required(request.widget_key, "widget_key"),
+                                                    request.visitor_secret.strip())
+        response = pb.VisitorToken(token=issued.token, visitor_id=issued.visitor_id,
+                                   visitor_secret=issued.visitor_secret)
         response.expires_at.FromDatetime(issued.expires_at)
+        response.visitor_secret_expires_at.FromDatetime(issued.visitor_secret_expires_at)
         return response
 
+    async def RevokeVisitorSecret(self, request: pb.RevokeVisitorSecretRequest,
+                                  context) -> pb.RevokeVisitorSecretResponse:
+        revoked = await handlers.revoke_visitor_secret(self.ctx, _required(request.widget_key, "widget_key"),
+                                                       _required(request.visitor_secret, "visitor_secret"))
+        response = pb.RevokeVisitorSecretResponse(visitor_id=revoked.visitor_id)
+        response.revoked_at.FromDatetime(revoked.revoked_at)
+        return response
+
+    async def RevokeVisitorSessions(self, request: pb.RevokeVisitorSessionsRequest,
+                                    context) -> pb.RevokeVisitorSessionsResponse:
+        visitor_id = parse_uuid(request.visitor_id.strip(), "visitor_id")
+        revoked = await handlers.revoke_visitor_sessions(self.ctx, current_identity().tenant, visitor_id)
+        return pb.RevokeVisitorSessionsResponse(revoked_sessions=revoked)
+
     async def CreateWidgetKey(self, request: pb.CreateWidgetKeyRequest, context) -> pb.WidgetKey:
-        key = await handlers.create_widget_key(self.ctx, current_identity().tenant, validate_label(request.label))
+        key = await handlers.create_widget_key(self.ctx, current_identity().tenant, validate_label(request.label),
+                                               request.request_id)
         return _widget_key_to_pb(key)
 
     async def RevokeWidgetKey(self, request: pb.RevokeWidgetKeyRequest, context) -> pb.WidgetKey:
@@ -62,6 +78,12 @@ class VisitorApi(visitor_pb2_grpc.VisitorServiceServicer):
         visitor_id = parse_uuid(request.visitor_id, "visitor_id")
         visitor = await handlers.get_visitor(self.ctx, self.settings, current_identity().tenant, visitor_id)
         return _visitor_to_pb(visitor)
+
+
+def _required(value: str, name: str) -> str:
+    if not value.strip():
+        raise InvalidArgument(f"{name} is required")
+    return value.strip()
 
 
 def _peer_ip(peer: str | None) -> str:

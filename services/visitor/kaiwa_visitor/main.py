@@ -26,6 +26,8 @@ SPEC = ServiceSpec(
     grpc_services=["kaiwa.visitor.v1.VisitorService"],
     policy={
         "IssueVisitorToken": PUBLIC,          # the widget has no token yet: the widget key is its credential
+        "RevokeVisitorSecret": PUBLIC,        # the widget's logout: possession of the secret is the credential
+        "RevokeVisitorSessions": {"admin"},
         "CreateWidgetKey": {"admin"},
         "RevokeWidgetKey": {"admin"},
         "TrackPageView": {"visitor", "service"},

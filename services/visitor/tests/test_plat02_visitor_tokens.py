@@ -3,6 +3,7 @@ tenant isolation, through the gRPC API against real PostgreSQL and NATS."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -47,6 +48,9 @@ async def test_plat02_widget_key_buys_a_short_lived_visitor_token(visitors, tena
     assert uuid.UUID(issued.visitor_id)
     lifetime = issued.expires_at.seconds - time.time()
     assert 3000 < lifetime <= 3600
+    # With it, a secret to come back with: 256 random bits, valid for 180 idle days.
+    assert issued.visitor_secret.startswith("vs.") and len(issued.visitor_secret) >= 46
+    assert abs(issued.visitor_secret_expires_at.seconds - time.time() - 180 * 86400) < 60
 
     # The token works for what a visitor may do, and for nothing else.
     view = await visitors.TrackPageView(pb.TrackPageViewRequest(visitor_id=issued.visitor_id, url=PAGE),
@@ -58,17 +62,31 @@ async def test_plat02_widget_key_buys_a_short_lived_visitor_token(visitors, tena
         == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_plat02_returning_visitor_keeps_its_id(visitors, tenant):
+async def test_plat02_visitor_id_alone_starts_a_new_visitor(visitors, tenant):
     key = (await visitors.CreateWidgetKey(pb.CreateWidgetKeyRequest(), metadata=admin(tenant))).key
-    first = await visitors.IssueVisitorToken(pb.IssueVisitorTokenRequest(widget_key=key))
-    again = await visitors.IssueVisitorToken(pb.IssueVisitorTokenRequest(widget_key=key, visitor_id=first.visitor_id))
-    assert again.visitor_id == first.visitor_id
-    assert verify_token(Settings(), again.token).sub == first.visitor_id
-    # Whatever else a widget's storage holds gets a fresh visitor id.
-    for stored in ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "1; DROP TABLE visitors"]:
+    victim = await visitors.IssueVisitorToken(pb.IssueVisitorTokenRequest(widget_key=key))
+    await visitors.TrackPageView(pb.TrackPageViewRequest(url=PAGE), metadata=bearer(victim.token))
+
+    # Anyone can read the public key from the site's HTML and may have seen the victim's
+    # id: the id alone buys a token for a new visitor, never for the victim.
+    for stored in [victim.visitor_id, victim.visitor_id.upper(), "not-a-uuid",
+                   "00000000-0000-0000-0000-000000000000", "1; DROP TABLE visitors", " ", ""]:
         fresh = await visitors.IssueVisitorToken(pb.IssueVisitorTokenRequest(widget_key=key, visitor_id=stored))
-        assert fresh.visitor_id not in (stored, first.visitor_id)
+        assert fresh.visitor_id.lower() not in (stored.lower(), victim.visitor_id)
         assert uuid.UUID(fresh.visitor_id).int != 0
+        assert verify_token(Settings(), fresh.token).sub == fresh.visitor_id
+        assert fresh.visitor_secret != victim.visitor_secret
+        call = visitors.TrackPageView(pb.TrackPageViewRequest(visitor_id=victim.visitor_id, url=PAGE),
+                                      metadata=bearer(fresh.token))
+        assert await status_of(call) == grpc.StatusCode.PERMISSION_DENIED
+
+    # The victim's history holds its own page view only, and its secret still works.
+    seen = await visitors.GetVisitor(pb.GetVisitorRequest(visitor_id=victim.visitor_id),
+                                     metadata=auth(tenant, "agent", "a"))
+    assert seen.page_view_count == 1
+    again = await visitors.IssueVisitorToken(pb.IssueVisitorTokenRequest(widget_key=key,
+                                                                         visitor_secret=victim.visitor_secret))
+    assert again.visitor_id == victim.visitor_id
 
 
 async def test_plat02_keys_are_unguessable_and_name_their_tenant_only(visitors, tenant):
@@ -145,3 +163,35 @@ async def test_plat02_visitors_of_one_tenant_are_invisible_to_another(visitors, 
     assert mine.page_view_count == 1
     call = visitors.GetVisitor(pb.GetVisitorRequest(visitor_id=visitor_id), metadata=auth(f"{tenant}-x", "agent", "a"))
     assert await status_of(call) == grpc.StatusCode.NOT_FOUND
+
+
+async def test_plat02_create_widget_key_retry_with_request_id_returns_the_first_key(visitors, tenant):
+    def create(label: str, request_id: str, who: str = tenant):
+        return visitors.CreateWidgetKey(pb.CreateWidgetKeyRequest(label=label, request_id=request_id),
+                                        metadata=admin(who))
+
+    first = await create("shop", "req-1")
+    retried = await create("shop", "req-1")
+    assert retried == first
+    assert (await create("shop", "req-2")).key != first.key      # another request, another key
+    without_id = {(await create("shop", "")).key for _ in range(2)}               # no id: no dedupe
+    assert len(without_id) == 2 and first.key not in without_id
+
+    # Concurrent retries of one request make one key.
+    keys = await asyncio.gather(*(create("blog", "req-3") for _ in range(8)))
+    assert len({k.key for k in keys}) == 1
+
+    # The retry reports the key as it is now; the first key is never replaced by a new one.
+    await visitors.RevokeWidgetKey(pb.RevokeWidgetKeyRequest(key=first.key), metadata=admin(tenant))
+    late = await create("shop", "req-1")
+    assert late.key == first.key and late.HasField("revoked_at")
+
+    # Request ids are the tenant's own: another tenant's same id makes its own key.
+    theirs = await create("shop", "req-1", who=f"{tenant}-b")
+    assert theirs.key != first.key and base64.urlsafe_b64encode(f"{tenant}-b".encode()).decode().rstrip("=") \
+        in theirs.key
+
+    code, details = await failure(create("another label", "req-1"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "request_id" in details
+    code, details = await failure(create("shop", "r" * 129))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "request_id" in details

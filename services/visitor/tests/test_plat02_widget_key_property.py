@@ -1,13 +1,16 @@
-"""PLAT-02, property tests of the widget-key parser (pure: no I/O)."""
+"""PLAT-02, property tests of the widget-key parser and the visitor-secret rules (pure: no I/O)."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kaiwa_common.errors import Unauthenticated
-from kaiwa_visitor.domain import new_widget_key, tenant_of_key, visitor_id_for
+from kaiwa_visitor.domain import (StoredSecret, Verdict, check_secret_format, hash_secret, judge_secret,
+                                  new_visitor_secret, new_widget_key, tenant_of_key)
 
 tenants = st.text(min_size=1, max_size=60).filter(lambda t: "\x00" not in t)
 
@@ -40,13 +43,49 @@ def test_plat02_a_tampered_key_is_refused_or_parsed_never_a_crash(tenant, positi
     assert isinstance(found, str) and found
 
 
-@given(st.text(max_size=80))
-def test_plat02_visitor_id_is_always_a_uuid(stored):
-    import uuid
+def test_plat02_visitor_secrets_are_long_random_and_well_formed():
+    issued = {new_visitor_secret() for _ in range(1000)}
+    assert len(issued) == 1000
+    for secret in issued:
+        assert check_secret_format(secret) == secret and len(secret) == 46
+        assert len(hash_secret(secret)) == 32 and hash_secret(secret) == hash_secret(secret)
 
-    assert uuid.UUID(visitor_id_for(stored)).int != 0
-    if stored.strip() and stored == visitor_id_for(stored):
-        assert uuid.UUID(stored)
+
+@given(st.text(max_size=200))
+def test_plat02_any_other_string_is_refused_as_not_a_secret_never_a_crash(text):
+    try:
+        check_secret_format(text)
+    except Unauthenticated as exc:
+        assert "without it to start a new visitor" in exc.message
+        return
+    assert text.startswith("vs.") and text.isascii() and 46 <= len(text) <= 128
+
+
+NOW = datetime(2025, 4, 1, tzinfo=timezone.utc)
+IDLE = timedelta(days=180)
+
+
+def stored(age: timedelta, used=False, session_revoked=False, key_revoked=False) -> StoredSecret:
+    return StoredSecret(secret_hash=b"h" * 32, session_id="s", visitor_id="v", created_at=NOW - age,
+                        used_at=NOW if used else None, session_revoked_at=NOW if session_revoked else None,
+                        key_revoked_at=NOW if key_revoked else None, checked_at=NOW)
+
+
+@given(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=400)), st.booleans(), st.booleans(),
+       st.booleans())
+def test_plat02_secret_verdicts_follow_the_table(age, used, session_revoked, key_revoked):
+    verdict = judge_secret(stored(age, used, session_revoked, key_revoked), IDLE)
+    if session_revoked:
+        assert verdict is Verdict.REVOKED
+    elif used:
+        assert verdict is Verdict.REUSED          # a copy exists, however old
+    elif key_revoked:
+        assert verdict is Verdict.KEY_REVOKED
+    elif age > IDLE:
+        assert verdict is Verdict.EXPIRED
+    else:
+        assert verdict is Verdict.VALID
+    assert judge_secret(None, IDLE) is Verdict.UNKNOWN
 
 
 @pytest.mark.parametrize("key", ["", "wk", "wk..", "wk.dA.short", "xx.dA." + "a" * 32, "wk.dA." + "a" * 32 + ".x"])

@@ -1,6 +1,9 @@
-from .keys import new_widget_key, tenant_of_key, validate_label, visitor_id_for
-from .model import PageView, Visitor, WidgetKey
+from .keys import new_widget_key, tenant_of_key, validate_label
+from .model import PageView, RevokedSession, Visitor, WidgetKey
+from .secrets import StoredSecret, Verdict, check_secret_format, hash_secret, judge_secret, new_visitor_secret
 from .tracking import VISIT_TIMEOUT, check_may_track, PageViewInput, starts_new_visit, validate_page_view
 
-__all__ = ["new_widget_key", "tenant_of_key", "validate_label", "visitor_id_for", "PageView", "Visitor",
-           "WidgetKey", "VISIT_TIMEOUT", "check_may_track", "PageViewInput", "starts_new_visit", "validate_page_view"]
+__all__ = ["new_widget_key", "tenant_of_key", "validate_label", "PageView", "RevokedSession", "Visitor",
+           "WidgetKey", "StoredSecret", "Verdict", "check_secret_format", "hash_secret", "judge_secret",
+           "new_visitor_secret", "VISIT_TIMEOUT", "check_may_track", "PageViewInput", "starts_new_visit",
+           "validate_page_view"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import uuid
 
 from kaiwa_common.errors import InvalidArgument, Unauthenticated
 
@@ -40,11 +39,3 @@ def validate_label(label: str) -> str:
         raise InvalidArgument(f"label is longer than {MAX_LABEL} characters")
     return label
 
-
-def visitor_id_for(requested: str) -> str:
-    """A returning visitor keeps the id its widget stored; anything else gets a new id."""
-    try:
-        returning = uuid.UUID(requested.strip())
-    except (ValueError, AttributeError):
-        return str(uuid.uuid4())
-    return str(returning) if returning.int else str(uuid.uuid4())

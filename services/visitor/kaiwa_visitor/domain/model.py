@@ -1,4 +1,4 @@
-"""What the visitor service keeps: widget keys, visitors and their page views."""
+"""What the visitor service keeps: widget keys, visitor sessions, visitors and their page views."""
 
 from __future__ import annotations
 
@@ -38,3 +38,9 @@ class Visitor:
     first_seen_at: datetime | None
     last_seen_at: datetime | None
     recent_page_views: list[PageView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RevokedSession:
+    visitor_id: str
+    revoked_at: datetime
