@@ -2,7 +2,7 @@
 
 Claims: `tenant` (portal id), `sub` (agent id, visitor id or service name), `role`
 (admin, agent, visitor, service). The identity of the current RPC is in a context
-variable set by the server interceptor (see grpcserver.py).
+variable set by the server interceptor (interceptor.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ import jwt
 from .config import Settings
 from .errors import Unauthenticated
 
-ROLES = ("admin", "agent", "visitor", "service")
+ADMIN, AGENT, VISITOR, SERVICE = "admin", "agent", "visitor", "service"
+ROLES = (ADMIN, AGENT, VISITOR, SERVICE)
+# Role sets for the services' access policies (method -> roles allowed).
+STAFF = frozenset({ADMIN, AGENT, SERVICE})
+ANYONE = frozenset(ROLES)
 AUDIENCE = "kaiwa"
 
 

@@ -20,6 +20,20 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+# The only readers of environment variables: Settings below, and each service's own
+# config.py built from these (none in service code).
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default_factory=lambda: _env("KAIWA_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/kaiwa"))
