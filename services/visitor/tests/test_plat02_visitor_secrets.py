@@ -156,6 +156,8 @@ async def test_plat02_visitor_logs_out_with_its_secret(visitors, tenant):
     revoked = await visitors.RevokeVisitorSecret(logout)                 # no authorization: the secret is enough
     assert revoked.visitor_id == first.visitor_id and revoked.HasField("revoked_at")
     assert (await visitors.RevokeVisitorSecret(logout)).revoked_at == revoked.revoked_at   # idempotent
+    earlier = pb.RevokeVisitorSecretRequest(widget_key=key, visitor_secret=first.visitor_secret)
+    assert (await visitors.RevokeVisitorSecret(earlier)).revoked_at == revoked.revoked_at  # any secret of the session
     assert "revoked" in await refused(issue(visitors, key, current.visitor_secret))
 
     for widget_key, secret, code in [
