@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import logging
 import re
+import uuid
 from typing import AsyncIterator
 
 import grpc
@@ -47,6 +48,16 @@ def no_unhandled_errors(request):
     unexpected = unexpected_errors(lines, allowed)
     if unexpected:
         pytest.fail("errors logged during the test:\n" + "\n".join(unexpected[:10]), pytrace=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_subject_prefix():
+    """Each test module gets streams of its own (KAIWA_SUBJECT_PREFIX), so a service started
+    with a new durable consumer does not replay the events of every earlier test."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("KAIWA_SUBJECT_PREFIX", f"k{uuid.uuid4().hex[:10]}")
+    yield
+    patch.undo()
 
 
 def token(tenant: str, role: str, sub: str) -> str:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from kaiwa.ai_assist.v1 import ai_assist_pb2_grpc
 
+from kaiwa_common.auth import STAFF
 from kaiwa_common.app import ServiceContext, ServiceSpec, run
 
 from .api import AiAssistApi
 from .handlers import Rewriter
 from .providers import provider_from_env
-
-STAFF = {"admin", "agent", "service"}
-
 
 def _add_servicers(server, ctx: ServiceContext) -> None:
     # The provider is configured from the environment when the service starts.

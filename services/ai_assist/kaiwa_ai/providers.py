@@ -5,13 +5,14 @@ KAIWA_LLM_URL (base URL, e.g. https://api.openai.com/v1), KAIWA_LLM_API_KEY, KAI
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+
+from kaiwa_common.config import env_float, env_int, env_str
 
 log = logging.getLogger("kaiwa.ai.llm")
 
@@ -38,13 +39,13 @@ class LlmProvider(Protocol):
 
 @dataclass(frozen=True)
 class LlmSettings:
-    url: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_URL", "").strip())
-    api_key: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_API_KEY", "").strip())
-    model: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_MODEL", "").strip())
-    timeout: float = field(default_factory=lambda: float(os.environ.get("KAIWA_LLM_TIMEOUT", "30")))
-    max_attempts: int = field(default_factory=lambda: int(os.environ.get("KAIWA_LLM_MAX_ATTEMPTS", "3")))
+    url: str = field(default_factory=lambda: env_str("KAIWA_LLM_URL"))
+    api_key: str = field(default_factory=lambda: env_str("KAIWA_LLM_API_KEY"))
+    model: str = field(default_factory=lambda: env_str("KAIWA_LLM_MODEL"))
+    timeout: float = field(default_factory=lambda: env_float("KAIWA_LLM_TIMEOUT", 30))
+    max_attempts: int = field(default_factory=lambda: env_int("KAIWA_LLM_MAX_ATTEMPTS", 3))
     # Left out of the request unless set: some models accept only their default.
-    temperature: str = field(default_factory=lambda: os.environ.get("KAIWA_LLM_TEMPERATURE", "").strip())
+    temperature: str = field(default_factory=lambda: env_str("KAIWA_LLM_TEMPERATURE"))
 
     def problem(self) -> str | None:
         """What keeps the provider from being used, in words for the caller; None if usable."""

@@ -161,8 +161,8 @@ async def test_ai01_without_a_provider_rewrite_is_a_failed_precondition(tenant):
     (pb.RewriteRequest(text=""), "text is required"),
     (pb.RewriteRequest(text=" \n\t "), "text is required"),
     (pb.RewriteRequest(text="あ" * 4001), "at most 4000"),
-    (pb.RewriteRequest(text="hello", tone=42), "tone 42"),
-    (pb.RewriteRequest(text="hello", length=-1), "length -1"),
+    (pb.RewriteRequest(text="hello", tone=42), "tone: 42 is not a known Tone"),
+    (pb.RewriteRequest(text="hello", length=-1), "length: -1 is not a known Length"),
 ])
 async def test_ai01_rewrite_bad_input(ai, llm, tenant, request_, words):
     with pytest.raises(grpc.aio.AioRpcError) as err:

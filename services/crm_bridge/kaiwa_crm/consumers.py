@@ -7,12 +7,13 @@ import logging
 import asyncpg
 from kaiwa.events.v1.envelope_pb2 import Event
 
+from kaiwa_common.emails import valid_email
 from kaiwa_common.app import ServiceContext
 from kaiwa_common.consumer import ConsumerSpec
 from kaiwa_common.errors import InvalidArgument, PermanentEventError
 
 from .adapters import crm_for
-from .domain import LEAD, RecordChanges, normalize_email
+from .domain import LEAD, RecordChanges
 from .domain.model import MAX_NAME
 from .handlers import record_created
 from .transcripts import transcript_attachment
@@ -37,7 +38,7 @@ async def on_chat_ended(ctx: ServiceContext, event: Event, conn: asyncpg.Connect
     if not ended.visitor_email.strip():
         return
     try:
-        email = normalize_email(ended.visitor_email, "visitor_email")
+        email = valid_email(ended.visitor_email, "visitor_email")
     except InvalidArgument as exc:
         raise PermanentEventError(f"chat {ended.chat_id}: {exc.message}") from None
     attachment = await transcript_attachment(ctx, tenant, ended.chat_id)   # before any lock is taken

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncpg
 from kaiwa.events.v1.crm_pb2 import RecordCreated
 
+from kaiwa_common.emails import valid_email
 from kaiwa_common.app import ServiceContext
 from kaiwa_common.db import unit_of_work
 from kaiwa_common.errors import NotFound
 
 from .adapters import crm_for
-from .domain import AttachmentInfo, Record, RecordChanges, normalize_email
+from .domain import AttachmentInfo, Record, RecordChanges
 
 
 async def find_record(ctx: ServiceContext, tenant: str, email: str) -> Record:
-    email = normalize_email(email)
+    email = valid_email(email)
     async with ctx.pool.acquire() as conn:
         record = await crm_for(conn, tenant).find(tenant, email)
     if record is None:

@@ -6,13 +6,11 @@ from pathlib import Path
 
 from kaiwa.crm_bridge.v1 import crm_bridge_pb2_grpc
 
+from kaiwa_common.auth import STAFF
 from kaiwa_common.app import ServiceContext, ServiceSpec, run
 
 from .api import CrmBridgeApi
 from .consumers import consumers
-
-STAFF = {"admin", "agent", "service"}
-
 
 def _add_servicers(server, ctx: ServiceContext) -> None:
     crm_bridge_pb2_grpc.add_CrmBridgeServiceServicer_to_server(CrmBridgeApi(ctx), server)

@@ -158,7 +158,7 @@ async def test_crm01_find_record_bad_input(crm, tenant):
 @pytest.mark.parametrize("request_, words", [
     (pb.UpsertRecordRequest(email=""), "email is required"),
     (pb.UpsertRecordRequest(email="bad email@example.com"), "not a valid e-mail"),
-    (pb.UpsertRecordRequest(email="x@example.com", type=7), "type 7"),
+    (pb.UpsertRecordRequest(email="x@example.com", type=7), "type: 7 is not a known RecordType"),
     (pb.UpsertRecordRequest(email="x@example.com", name="n" * 201), "name is longer"),
     (pb.UpsertRecordRequest(email="x@example.com", owner="owner"), "owner"),
     (pb.UpsertRecordRequest(email="x@example.com", fields={" ": "v"}), "field name"),

@@ -6,14 +6,12 @@ from pathlib import Path
 
 from kaiwa.visitor.v1 import visitor_pb2_grpc
 
+from kaiwa_common.auth import STAFF
 from kaiwa_common.app import ServiceContext, ServiceSpec, run
 from kaiwa_common.interceptor import PUBLIC
 
 from .api import VisitorApi
 from .config import VisitorSettings
-
-STAFF = {"admin", "agent", "service"}
-
 
 def _add_servicers(server, ctx: ServiceContext) -> None:
     visitor_pb2_grpc.add_VisitorServiceServicer_to_server(VisitorApi(ctx, VisitorSettings()), server)

@@ -1,5 +1,5 @@
 from .model import (CONTACT, LEAD, AttachmentInfo, Deal, DealChange, NewAttachment, Record, RecordChanges,
-                    merged_fields, merged_type, normalize_email, validate_changes, validate_deal)
+                    merged_fields, merged_type, validate_changes, validate_deal)
 
 __all__ = ["CONTACT", "LEAD", "AttachmentInfo", "Deal", "DealChange", "NewAttachment", "Record", "RecordChanges",
-           "merged_fields", "merged_type", "normalize_email", "validate_changes", "validate_deal"]
+           "merged_fields", "merged_type", "validate_changes", "validate_deal"]

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from kaiwa_common.emails import valid_email
 from kaiwa_common.errors import FailedPrecondition, InvalidArgument
 
 LEAD, CONTACT = "lead", "contact"
 RECORD_TYPES = (LEAD, CONTACT)
 
-MAX_EMAIL = 254
 MAX_NAME = 200
 MAX_SOURCE = 50
 MAX_FIELDS = 100
@@ -21,17 +20,6 @@ MAX_FIELD_VALUE = 2000
 MAX_DEALS = 50
 MAX_DEAL_AMOUNT = 1e13
 
-# Pragmatic, not RFC 5322: one @, no spaces, a dot in the domain, no empty labels.
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
-
-
-def normalize_email(raw: str, what: str = "email") -> str:
-    email = (raw or "").strip()
-    if not email:
-        raise InvalidArgument(f"{what} is required")
-    if len(email) > MAX_EMAIL or not _EMAIL.match(email):
-        raise InvalidArgument(f"{what} {raw!r} is not a valid e-mail address")
-    return email
 
 
 @dataclass(frozen=True)
@@ -120,7 +108,7 @@ class RecordChanges:
 
 def validate_changes(*, email: str, type: str | None, name: str, fields: dict[str, str], owner: str,
                      source: str, deals: list[DealChange]) -> RecordChanges:
-    email = normalize_email(email)
+    email = valid_email(email)
     if type is not None and type not in RECORD_TYPES:
         raise InvalidArgument(f"type must be lead or contact, not {type!r}")
     name = (name or "").strip()
@@ -136,7 +124,7 @@ def validate_changes(*, email: str, type: str | None, name: str, fields: dict[st
         if len(value) > MAX_FIELD_VALUE:
             raise InvalidArgument(f"field {k!r} is longer than {MAX_FIELD_VALUE} characters")
         clean_fields[k] = value.strip()
-    owner = normalize_email(owner, "owner") if owner.strip() else ""
+    owner = valid_email(owner, "owner") if owner.strip() else ""
     source = source.strip()
     if len(source) > MAX_SOURCE:
         raise InvalidArgument(f"source is longer than {MAX_SOURCE} characters")
