@@ -132,6 +132,8 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
         countdown_ends = chat["countdown_ends_at"]
         next_tick = _now()
         me = actor.sub
+        # CONV-14: on messaging channels the customer is never shown that an agent is typing.
+        customer_side = actor.role in ("visitor", "service") and chat["channel"] != "web"
         with self.hub.watch(chat_id) as watcher:
             # Registered first, then read: nothing committed in between can be missed.
             async with self.ctx.pool.acquire() as conn:
@@ -166,7 +168,8 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
                         last = target = seq
                         yield self._event(actor, seq, "message", row, locale)
                     target = max(target, seq)
-                elif item[0] == TYPING and item[1]["sender_id"] != me:
+                elif item[0] == TYPING and item[1]["sender_id"] != me and not (
+                        customer_side and item[1]["sender_kind"] == "agent"):
                     data = item[1]
                     yield pb.ChatEvent(seq=0, typing=pb.TypingEvent(
                         sender_kind=convert.SENDERS[data["sender_kind"]], sender_id=data["sender_id"],

@@ -11,7 +11,7 @@ from kaiwa_common.errors import InvalidArgument
 
 from .domain import system_messages as sysmsg
 from .domain.channels import CHANNELS
-from .domain.messages import Span
+from .domain.messages import FILE_NOTICES, Span
 from .handlers import session_expires_at
 
 STATES = {"queued": pb.CHAT_STATE_QUEUED, "bot": pb.CHAT_STATE_BOT, "open": pb.CHAT_STATE_OPEN,
@@ -26,6 +26,7 @@ RICH = {"buttons": pb.RICH_TYPE_BUTTONS, "carousel": pb.RICH_TYPE_CAROUSEL, "lis
         "quick_replies": pb.RICH_TYPE_QUICK_REPLIES, "template": pb.RICH_TYPE_TEMPLATE}
 DISPLAY = {"thumbnail": pb.FILE_DISPLAY_THUMBNAIL, "link": pb.FILE_DISPLAY_LINK,
            "audio_player": pb.FILE_DISPLAY_AUDIO_PLAYER}
+NOTICES = {"unsupported_type": pb.FILE_NOTICE_UNSUPPORTED_TYPE, "preview_unavailable": pb.FILE_NOTICE_PREVIEW_UNAVAILABLE}
 
 
 def _reverse(mapping: dict) -> dict:
@@ -108,6 +109,9 @@ def message_pb(row: dict, locale: str) -> pb.Message:
         f = body["file"]
         out.file.CopyFrom(pb.FileAttachment(name=f["name"], mime_type=f["mime_type"], size_bytes=f["size_bytes"],
                                             url=f["url"], display=DISPLAY[f["display"]], preview_url=f["preview_url"]))
+        if f.get("notice"):
+            out.file.notice = NOTICES[f["notice"]]
+            out.file.notice_text = FILE_NOTICES[f["notice"]][sysmsg.locale_of(locale)]
     if "link" in body:
         out.link.CopyFrom(pb.SharedLink(**body["link"]))
     if "rich" in body:

@@ -193,7 +193,7 @@ class Conversation:
                     return existing
             draft = await self._draft(conn, cmd, ch, sender_kind, chat)
             outgoing = sender_kind in ("agent", "bot") and draft.kind != "note"
-            await self._check_state(w, sender_kind, draft, outgoing, actor)
+            await self._check_state(w, sender_kind, sender_id, draft, outgoing)
             if draft.reply_to_seq:
                 await self._check_reply(conn, chat, ch, draft.reply_to_seq, sender_kind)
             if sender_kind == "visitor" and chat["countdown_ends_at"] is not None:
@@ -222,8 +222,10 @@ class Conversation:
             if actor.role in ("agent", "admin") and chat["agent_id"] != actor.sub:
                 return None
             sender_kind, sender_id = await self._sender(conn, actor, chat, cmd)
-            if sender_kind == "visitor" and (chat["countdown_ends_at"] is not None or chat["state"] == lc.COMPLETED):
+            if sender_kind == "visitor" and chat["countdown_ends_at"] is not None:
                 return None
+            if sender_kind == "agent" and chat["state"] == lc.COMPLETED:
+                return None  # the agent's reply reopens it
             ch = channel(chat["channel"])
             draft = await self._draft(conn, cmd, ch, sender_kind, chat)
             outgoing = sender_kind in ("agent", "bot") and draft.kind != "note"
@@ -302,21 +304,28 @@ class Conversation:
             if kind == "rich" and sender_kind == "visitor":
                 raise ValueError("visitors cannot send rich elements (a chosen option is sent as text)")
             return Draft(kind=kind, text=text, spans=spans,
-                         file=check_file(cmd.file, ch) if cmd.file else None,
+                         file=check_file(cmd.file, ch, inbound=sender_kind == "visitor") if cmd.file else None,
                          link=check_link(cmd.link) if cmd.link else None,
                          rich=check_rich(cmd.rich, ch) if cmd.rich else None,
                          reply_to_seq=cmd.reply_to_seq, emoji_only=kind == "text" and is_emoji_only(text))
         except ValueError as exc:
             raise invalid(exc) from None
 
-    async def _check_state(self, w: ChatWriter, sender_kind: str, draft: Draft, outgoing: bool, actor: Actor) -> None:
+    async def _check_state(self, w: ChatWriter, sender_kind: str, sender_id: str, draft: Draft,
+                           outgoing: bool) -> None:
+        """CONV-05: the assigned agent's reply reopens a completed chat (outside the session
+        window only a template may go out: the check below refuses anything else and the
+        transaction, reopen included, rolls back)."""
+        chat = w.chat
+        if sender_kind == "agent" and chat["state"] == lc.COMPLETED and draft.kind != "note" \
+                and chat["agent_id"] == sender_id:
+            await self._reopen(w, by_name=await self._name(w.conn, chat, sender_id), reason="agent")
         self._refuse_state(w.chat, sender_kind, draft, outgoing)
-        if sender_kind == "visitor" and w.chat["state"] == lc.COMPLETED and draft.kind != "note":
-            await self._reopen(w, by_name=w.chat["visitor_name"] or "visitor", reason="visitor")
 
     @staticmethod
     def _refuse_state(chat: dict, sender_kind: str, draft: Draft, outgoing: bool) -> None:
-        """Who may write in which state; a visitor writing to a completed chat reopens it."""
+        """Who may write in which state. A customer message to a completed chat is added to
+        it and shown to the agent; it does not reopen the chat (nothing reopens by itself)."""
         state = chat["state"]
         if draft.kind == "note":
             return
@@ -325,7 +334,8 @@ class Conversation:
         if sender_kind == "bot" and state != lc.BOT:
             raise FailedPrecondition(f"the bot no longer holds this chat (it is {state})")
         if sender_kind == "agent" and state != lc.OPEN:
-            hint = ": reopen it first" if state in (lc.ENDED, lc.COMPLETED) else ""
+            hint = {lc.ENDED: ": reopen it first",
+                    lc.COMPLETED: ": its assigned agent reopens it (by hand or by replying)"}.get(state, "")
             raise FailedPrecondition(f"the chat is {state}{hint}")
         if outgoing and window_closed(chat) and (draft.rich or {}).get("type") != "template":
             raise FailedPrecondition(
@@ -568,11 +578,13 @@ class Conversation:
     # --- typing ----------------------------------------------------------------------
 
     async def typing_check(self, actor: Actor, chat_id: str) -> tuple[dict, str, str]:
-        """Who is typing where; refuses chats the caller cannot see or channels without typing."""
+        """CONV-14: who is typing where. The customer's typing reaches the agents where the
+        channel reports it (refused elsewhere); an agent's typing reaches the other agents
+        on every channel and the customer on the web widget only (see the stream)."""
         chat, _ = await self.read_chat(actor, chat_id)
-        if not channel(chat["channel"]).typing_indicator:
-            raise FailedPrecondition(f"channel {chat['channel']} has no typing indicator")
         if actor.role in ("visitor", "service"):
+            if not channel(chat["channel"]).typing_indicator:
+                raise FailedPrecondition(f"channel {chat['channel']} does not report the customer's typing")
             return chat, "visitor", chat["visitor_id"]
         async with self.ctx.pool.acquire() as conn:
             if not await self._member(conn, chat, actor.sub):
@@ -610,9 +622,7 @@ class Conversation:
                 state = lc.next_state(chat["state"], lc.HANDOVER)
             except lc.IllegalTransition as exc:
                 raise FailedPrecondition(str(exc)) from None
-            department_id = department_id or chat["department_id"]
-            if not department_id:
-                raise InvalidArgument("department_id is required: the chat has no department to hand over to")
+            department_id = department_id or chat["department_id"]  # none: every agent of the tenant
             if summary:
                 await w.append([Draft(kind="note", text=summary)], "bot", chat["bot_id"] or actor.sub, outgoing=False)
             w.set(state=state, department_id=department_id)
@@ -634,11 +644,13 @@ class Conversation:
             old = chat["agent_id"] or previous
             if old and old != agent_id:
                 await store.leave(conn, tenant, chat["id"], old)
+            # Routing names the agent (its agents all have one); a name seen before is the fallback.
+            agent_name = agent_name or await self._name(conn, chat, agent_id)
             await store.upsert_participant(conn, tenant, chat["id"], agent_id, agent_name, "owner")
             w.set(state=lc.OPEN, agent_id=agent_id, queue_position=0, estimated_wait_seconds=0,
                   **({"department_id": department_id} if department_id else {}))
             kind = {"accepted": "accepted", "transferred": "transferred"}.get(how, "assigned")
-            await w.system(kind, agent_name=agent_name or agent_id, agent_id=agent_id)
+            await w.system(kind, agent_name=agent_name, agent_id=agent_id)
             await w.snapshot()
             await self._schedule_inactivity(w)
 

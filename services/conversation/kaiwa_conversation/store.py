@@ -76,7 +76,7 @@ _INSERT_MESSAGES = (f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) SELECT
 async def insert_messages(conn: asyncpg.Connection, rows: list[dict]) -> None:
     """One round trip for all parts; fills in sent_at."""
     sent = await conn.fetch(_INSERT_MESSAGES, *[[r[c] for r in rows] for c in MESSAGE_COLUMNS])
-    for row, s in zip(rows, sent):
+    for row, s in zip(rows, sent, strict=True):
         row["sent_at"] = s["sent_at"]
 
 

@@ -22,6 +22,7 @@ from fpdf import FPDF
 from kaiwa_common.errors import FailedPrecondition, InvalidArgument
 
 from .domain import system_messages as sysmsg
+from .domain.messages import FILE_NOTICES
 
 FONT_ENV = "KAIWA_TRANSCRIPT_FONT"
 BUNDLED_FONT = Path(__file__).parent / "fonts" / "ipaexg.ttf"
@@ -117,6 +118,8 @@ class Document:
         if "file" in body:
             f = body["file"]
             parts.append(f"[{t['file']}: {f['name']}, {f['mime_type']}, {f['size_bytes']} B] {f['url']}")
+            if f.get("notice"):
+                parts.append(f"({FILE_NOTICES[f['notice']][lang]})")
         if "link" in body:
             parts.append(f"[{t['link']}: {body['link']['title']}] {body['link']['url']}")
         if "rich" in body:

@@ -1,13 +1,21 @@
 """Helpers for the conversation tests: the service harness and routing events.
 
 Routing's events are produced the way the routing service produces them: a real Event
-envelope published on the real JetStream subject kaiwa.routing.<type>.
+envelope published on the real JetStream subject <prefix>.routing.<type>.
+
+Every service started here gets a subject prefix of its own (its own streams): a new
+durable consumer delivers everything its streams hold, and events of other tests' chats
+would only be dead-lettered (which the suite counts as an error).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from typing import AsyncIterator
+
+import pytest
 
 from kaiwa.conversation.v1 import conversation_pb2 as pb
 from kaiwa.conversation.v1.conversation_pb2_grpc import ConversationServiceStub
@@ -15,11 +23,36 @@ from kaiwa.events.v1.envelope_pb2 import Event
 from kaiwa.events.v1.routing_pb2 import ChatAssigned
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from kaiwa_common.app import ServiceRunner, ServiceSpec
+from kaiwa_common.config import Settings
 from kaiwa_common.events import make_event, subject
 from tests.fixtures import auth, eventually  # noqa: F401 (re-exported for the tests here)
 
 # 30-90 s countdowns run 50x faster here: 30 s -> 0.6 s.
 COUNTDOWN_SCALE = 0.02
+
+
+def new_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.asynccontextmanager
+async def service(spec: ServiceSpec, schema: str, prefix: str, routing_address: str = "",
+                  stop_grace: float = 1) -> AsyncIterator[ServiceRunner]:
+    """A service in this process on a free port, on the bus `prefix`; with `routing_address`,
+    its gRPC channel to routing goes there (the channel is opened now, while the address is
+    in the environment, so nothing else in the test session sees that setting)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KAIWA_SUBJECT_PREFIX", prefix)
+        if routing_address:
+            patch.setenv("KAIWA_ROUTING_ADDR", routing_address)
+        runner = await ServiceRunner(spec, Settings(), port=0, schema=schema).start()
+        if routing_address:
+            runner.ctx.channel("routing")
+    try:
+        yield runner
+    finally:
+        await runner.stop(grace=stop_grace)
 
 
 class Harness:

@@ -67,7 +67,7 @@ async def test_conv02_text_markup_is_stored_as_structured_spans(conv, tenant):
         assert await status_of(send(conv, tenant, chat, text="hello", spans=spans)) == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_conv12_files_refused_before_storing_when_unsupported_or_too_large(conv, tenant):
+async def test_conv12_agent_files_refused_before_sending_when_unsupported_or_too_large(conv, tenant):
     chat = await conv.open_chat(tenant)
     before = len(await messages_of(conv, tenant, chat))
     image = pb.FileAttachment(name="map.png", mime_type="image/png", size_bytes=120_000, url="https://cdn.example.com/map.png")
@@ -87,10 +87,44 @@ async def test_conv12_files_refused_before_storing_when_unsupported_or_too_large
     ]
     for f in refused:
         assert await status_of(send(conv, tenant, chat, file=f)) == grpc.StatusCode.INVALID_ARGUMENT
-    assert await status_of(send(conv, tenant, chat, kind=pb.MESSAGE_KIND_FILE, text="no file")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert await status_of(send(conv, tenant, chat, kind=pb.MESSAGE_KIND_FILE, text="no file")) == \
+        grpc.StatusCode.INVALID_ARGUMENT
     assert len(await messages_of(conv, tenant, chat)) == before + 3
     line = await conv.open_chat(tenant, channel=pb.CHANNEL_LINE)
     assert (await send(conv, tenant, line, file=image)).file.display == pb.FILE_DISPLAY_LINK, "LINE has no preview"
+
+
+async def test_conv12_customer_files_from_a_channel_are_kept_with_a_notice(conv, tenant):
+    chat = await conv.open_chat(tenant, channel=pb.CHANNEL_WHATSAPP)
+    channel = auth(tenant, "service", "whatsapp-adapter")
+    tool = pb.FileAttachment(name="tool.exe", mime_type="application/x-msdownload", size_bytes=10,
+                             url="https://x.example/t")
+    big = pb.FileAttachment(name="big.mp4", mime_type="video/mp4", size_bytes=40 * 1024 * 1024, url="https://x.example/b")
+    kept_tool = await send(conv, tenant, chat, "service", "whatsapp-adapter", file=tool, locale="ja")
+    kept_big = await send(conv, tenant, chat, "service", "whatsapp-adapter", file=big, locale="ja")
+    assert kept_tool.sender_kind == pb.SENDER_KIND_VISITOR and kept_tool.kind == pb.MESSAGE_KIND_FILE
+    assert (kept_tool.file.notice, kept_tool.file.notice_text) == (pb.FILE_NOTICE_UNSUPPORTED_TYPE,
+                                                                   "対応していない種類のファイルです")
+    assert (kept_big.file.notice, kept_big.file.notice_text) == (pb.FILE_NOTICE_PREVIEW_UNAVAILABLE,
+                                                                 "プレビューは利用できません")
+    for kept in (kept_tool, kept_big):
+        assert kept.file.display == pb.FILE_DISPLAY_LINK and not kept.file.preview_url
+    english = {m.file.name: m.file.notice_text for m in await messages_of(conv, tenant, chat) if m.file.name}
+    assert english == {"tool.exe": "This file type is not supported", "big.mp4": "Preview is not available"}
+    # The agent is refused the same files before sending; a well-formed request is still required.
+    for f in (tool, big):
+        assert await status_of(send(conv, tenant, chat, file=f)) == grpc.StatusCode.INVALID_ARGUMENT
+    nameless = pb.FileAttachment(name="", mime_type="image/png", size_bytes=10, url="https://x.example/a.png")
+    assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, file=nameless),
+                                                 metadata=channel)) == grpc.StatusCode.INVALID_ARGUMENT
+    # LINE shows no previews: an image from the customer is a link with the notice.
+    line = await conv.open_chat(tenant, channel=pb.CHANNEL_LINE)
+    photo = pb.FileAttachment(name="p.jpg", mime_type="image/jpeg", size_bytes=1000, url="https://x.example/p.jpg")
+    shown = await send(conv, tenant, line, "visitor", line.visitor_id, file=photo)
+    assert (shown.file.display, shown.file.notice) == (pb.FILE_DISPLAY_LINK, pb.FILE_NOTICE_PREVIEW_UNAVAILABLE)
+    transcript = await conv.stub.GetTranscript(pb.GetTranscriptRequest(chat_id=chat.id, locale="ja"),
+                                               metadata=auth(tenant, "agent", AGENT))
+    assert "対応していない種類のファイルです" in transcript.text and "プレビューは利用できません" in transcript.text
 
 
 async def test_conv02_links_rich_elements_and_internal_notes(conv, tenant):

@@ -53,6 +53,44 @@ async def test_conv03_system_messages_render_in_japanese_and_english(conv, tenan
         metadata=auth("other-tenant", "service", "crm_bridge"))) == grpc.StatusCode.NOT_FOUND
 
 
+# Seed 002, 「システムによるメッセージの表示」: every example, with the agent named.
+SEED_002 = {
+    "bot_handover": ("ボットがチャットを担当者に転送しました", "The bot handed the chat over to an agent"),
+    "assigned": ("チャットが川根太郎に割り当てられました", "Chat assigned to 川根太郎"),
+    "converted_to_ticket": ("チャットをもとに問い合わせが作成されました(問い合わせ番号:6165)",
+                            "A ticket was created from this chat (ticket number: 6165)"),
+    "visitor_blocked": ("川根太郎が利用者をブロックしました", "川根太郎 blocked the visitor"),
+    "visitor_unblocked": ("川根太郎が利用者のブロックを解除しました", "川根太郎 unblocked the visitor"),
+    "reopened": ("川根太郎がチャットを再開しました", "川根太郎 reopened the chat"),
+    "auto_completed": ("チャットが自動で完了しました", "Chat auto-completed after inactivity"),
+}
+
+
+async def test_conv03_every_seed_system_message_in_ja_and_en_names_the_agent(conv, tenant):
+    chat = await conv.start(tenant, bot_id="faq-bot")
+    service, agent = auth(tenant, "service", "faq-bot"), auth(tenant, "agent", AGENT)
+    await conv.stub.HandOverToHuman(pb.HandOverToHumanRequest(chat_id=chat.id), metadata=service)
+    # Routing's chat_assigned carries the agent's name (routing requires one for every agent).
+    await conv.routing_event(tenant, ChatAssigned(chat_id=chat.id, agent_id=AGENT, agent_name="川根太郎", how="assigned"))
+    await conv.wait_state(tenant, chat.id, pb.CHAT_STATE_OPEN)
+    for type_name, params in (("converted_to_ticket", {"ticket_number": "6165"}),
+                              ("visitor_blocked", {"agent_name": "川根太郎"}),
+                              ("visitor_unblocked", {"agent_name": "川根太郎"})):
+        await conv.stub.PostSystemEvent(pb.PostSystemEventRequest(chat_id=chat.id, type=type_name, params=params),
+                                        metadata=auth(tenant, "service", "visitor"))
+    await conv.stub.EndChat(pb.EndChatRequest(chat_id=chat.id), metadata=agent)
+    await conv.stub.ReopenChat(pb.ReopenChatRequest(chat_id=chat.id), metadata=agent)
+    await conv.stub.UpdateSettings(pb.Settings(inactivity_seconds=1), metadata=auth(tenant, "admin", "root"))
+    ended = await conv.stub.EndChat(pb.EndChatRequest(chat_id=chat.id), metadata=agent)
+    await conv.wait_state(tenant, chat.id, pb.CHAT_STATE_COMPLETED, attempts=100)
+    ja = {m.system.type: m.system.rendered for m in await listed(conv, tenant, chat, "ja") if m.system.type}
+    en = {m.system.type: m.system.rendered for m in await listed(conv, tenant, chat, "en") if m.system.type}
+    for type_name, (japanese, english) in SEED_002.items():
+        assert (ja[type_name], en[type_name]) == (japanese, english), type_name
+    when = ended.ended_at.ToDatetime().strftime("%Y-%m-%d %H:%M UTC")
+    assert ja["ended"] == f"チャットが終了しました({when})" and en["ended"] == f"Chat ended ({when})"
+
+
 async def test_conv03_transfer_invite_and_decline_from_routing_events(conv, tenant):
     chat = await conv.open_chat(tenant, agent=AGENT, agent_name="Aiko")
     await conv.routing_event(tenant, AgentInvited(chat_id=chat.id, agent_id="agent-2", agent_name="Ben",
@@ -159,7 +197,8 @@ async def test_conv04_status_moves_only_forward_and_per_channel(conv, tenant):
     assert history[sent.seq].status == pb.MESSAGE_STATUS_READ
 
     telegram = await conv.open_chat(tenant, channel=pb.CHANNEL_TELEGRAM)
-    out = await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=telegram.id, text="hi"), metadata=auth(tenant, "agent", AGENT))
+    out = await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=telegram.id, text="hi"),
+                                      metadata=auth(tenant, "agent", AGENT))
     refused = conv.stub.UpdateMessageStatus(pb.UpdateMessageStatusRequest(
         chat_id=telegram.id, seq=out.seq, status=pb.MESSAGE_STATUS_READ), metadata=channel)
     assert await status_of(refused) == grpc.StatusCode.INVALID_ARGUMENT, "Telegram never reports read"

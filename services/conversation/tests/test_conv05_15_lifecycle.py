@@ -1,14 +1,16 @@
-"""CONV-05 lifecycle (send-and-complete, end, reopen, visitor reopens a completed chat,
-session window) and CONV-15 bot conversations handed over to a human."""
+"""CONV-05 lifecycle (send-and-complete, end, reopen by hand or by the agent's reply, a
+customer message to a completed chat, session window) and CONV-15 bot conversations
+handed over to a human."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from kaiwa.conversation.v1 import conversation_pb2 as pb
-from kaiwa.events.v1.routing_pb2 import ChatAssigned
+from kaiwa.events.v1.routing_pb2 import AgentInvited, ChatAssigned
 
 from services.conversation.tests.helpers import eventually, visitor_of
 from tests.fixtures import auth, status_of
@@ -16,29 +18,95 @@ from tests.fixtures import auth, status_of
 AGENT = "agent-1"
 
 
-async def test_conv05_send_and_complete_then_visitor_message_reopens(conv, tenant):
-    chat = await conv.open_chat(tenant)
+async def _types(conv, tenant, chat_id, locale="en"):
+    return [(m.system.type, m.system.rendered) for m in (await conv.stub.ListMessages(
+        pb.ListMessagesRequest(chat_id=chat_id, locale=locale), metadata=auth(tenant, "agent", AGENT))).messages
+        if m.system.type]
+
+
+async def test_conv05_customer_message_does_not_reopen_completed_chat(conv, tenant):
+    chat = await conv.open_chat(tenant, agent_name="川根太郎")
     agent, visitor = auth(tenant, "agent", AGENT), visitor_of(chat, tenant)
+    await conv.routing_event(tenant, AgentInvited(chat_id=chat.id, agent_id="agent-2", agent_name="Ben", by_agent_id=AGENT))
+
+    async def invited():
+        current = await conv.stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=agent)
+        return any(p.agent_id == "agent-2" for p in current.participants)
+
+    await eventually(invited, "agent-2 is invited")
     assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="bye", complete=True),
                                                  metadata=visitor)) == grpc.StatusCode.PERMISSION_DENIED
     await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="Anything else? Closing now.", complete=True),
                                 metadata=agent)
     completed = await conv.stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=agent)
     assert completed.state == pb.CHAT_STATE_COMPLETED and completed.end_reason == "agent"
-    assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="more"),
-                                                 metadata=agent)) == grpc.StatusCode.FAILED_PRECONDITION
-    await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="Actually, one more question"),
-                                metadata=visitor)
+    agent_sees: list = []
+
+    async def watch():
+        async for event in conv.stub.StreamChat(pb.StreamChatRequest(chat_id=chat.id, after_seq=completed.last_seq),
+                                                metadata=agent):
+            agent_sees.append(event)
+
+    watcher = asyncio.create_task(watch())
+    late = await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="Actually, one more question"),
+                                       metadata=visitor)
+    channel = auth(tenant, "service", "whatsapp-adapter")
+    await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="and another"), metadata=channel)
+    await eventually(lambda: asyncio.sleep(0, sum(e.HasField("message") for e in agent_sees) >= 2),
+                     "the agent sees the customer's messages")
+    watcher.cancel()
+    assert [e.message.text for e in agent_sees if e.HasField("message")] == ["Actually, one more question", "and another"]
+    still = await conv.stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=agent)
+    assert still.state == pb.CHAT_STATE_COMPLETED and still.last_seq == late.seq + 1, "no reopen, no state change"
+    assert [t for t, _ in await _types(conv, tenant, chat.id)][-1] == "completed"
+    await asyncio.sleep(0.3)
+    assert await conv.events(tenant, "chat_reopened", chat.id) == []
+    # Only the assigned agent reopens it by replying; an invited agent's reply is refused.
+    assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="me too"),
+                                                 metadata=auth(tenant, "agent", "agent-2"))) == \
+        grpc.StatusCode.FAILED_PRECONDITION
+    assert (await conv.stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=agent)).state == \
+        pb.CHAT_STATE_COMPLETED
+
+
+async def test_conv05_agent_reply_reopens_completed_chat(conv, tenant):
+    chat = await conv.open_chat(tenant, agent_name="川根太郎")
+    agent, visitor = auth(tenant, "agent", AGENT), visitor_of(chat, tenant)
+    await conv.stub.CompleteChat(pb.CompleteChatRequest(chat_id=chat.id), metadata=agent)
+    await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="one more question"), metadata=visitor)
+    note = await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="checking", kind=pb.MESSAGE_KIND_NOTE),
+                                       metadata=agent)
+    assert note.kind == pb.MESSAGE_KIND_NOTE
+    assert (await conv.stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=agent)).state == \
+        pb.CHAT_STATE_COMPLETED, "a note does not reopen"
+    reply = await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="Sure, go ahead"), metadata=agent)
     reopened = await conv.stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=agent)
     assert reopened.state == pb.CHAT_STATE_OPEN and reopened.agent_id == AGENT
-    types = [m.system.type for m in (await conv.stub.ListMessages(pb.ListMessagesRequest(chat_id=chat.id),
-                                                                  metadata=agent)).messages if m.system.type]
-    assert types[-2:] == ["completed", "reopened"]
-    for kind in ("chat_completed", "chat_reopened", "chat_ended"):
-        events = await eventually(lambda: conv.events(tenant, kind, chat.id), f"{kind} published")
-        assert len(events) == 1
-    reopened_event = (await conv.events(tenant, "chat_reopened", chat.id))[0].chat_reopened
-    assert (reopened_event.state, reopened_event.reason, reopened_event.agent_id) == ("open", "visitor", AGENT)
+    assert reply.status == pb.MESSAGE_STATUS_SENT and reply.seq == reopened.last_seq
+    assert (await _types(conv, tenant, chat.id, "ja"))[-1] == ("reopened", "川根太郎がチャットを再開しました")
+    events = await eventually(lambda: conv.events(tenant, "chat_reopened", chat.id), "chat_reopened published")
+    assert [(e.chat_reopened.state, e.chat_reopened.reason, e.chat_reopened.agent_id) for e in events] == [
+        ("open", "agent", AGENT)]
+    for kind in ("chat_completed", "chat_ended"):
+        assert len(await conv.events(tenant, kind, chat.id)) == 1
+
+
+async def test_conv05_agent_reply_reopens_outside_session_window_only_with_template(conv, tenant):
+    chat = await conv.open_chat(tenant, channel=pb.CHANNEL_WHATSAPP)
+    agent, channel = auth(tenant, "agent", AGENT), auth(tenant, "service", "whatsapp-adapter")
+    old = Timestamp()
+    old.FromDatetime(datetime.now(timezone.utc) - timedelta(hours=30))
+    await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="hi", channel_sent_at=old), metadata=channel)
+    await conv.stub.CompleteChat(pb.CompleteChatRequest(chat_id=chat.id), metadata=agent)
+    assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="hello again"),
+                                                 metadata=agent)) == grpc.StatusCode.FAILED_PRECONDITION
+    refused = await conv.stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=agent)
+    assert refused.state == pb.CHAT_STATE_COMPLETED, "the refused reply left the chat completed"
+    assert [t for t, _ in await _types(conv, tenant, chat.id)][-1] == "completed"
+    template = pb.RichElement(type=pb.RICH_TYPE_TEMPLATE, template_name="follow_up", template_language="ja")
+    sent = await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, rich=template), metadata=agent)
+    assert sent.rich.template_name == "follow_up"
+    assert (await conv.stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=agent)).state == pb.CHAT_STATE_OPEN
 
 
 async def test_conv05_only_assigned_agent_completes_and_agent_reopens(conv, tenant):
@@ -122,8 +190,6 @@ async def test_conv15_bot_conversation_visible_before_agent_and_handed_over_with
     assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="hi"),
                                                  metadata=watcher)) == grpc.StatusCode.PERMISSION_DENIED
 
-    assert await status_of(conv.stub.HandOverToHuman(pb.HandOverToHumanRequest(chat_id=chat.id), metadata=bot)) == \
-        grpc.StatusCode.INVALID_ARGUMENT, "no department to hand over to"
     queued = await conv.stub.HandOverToHuman(pb.HandOverToHumanRequest(
         chat_id=chat.id, department_id="returns", summary="Wants to return order 1234"), metadata=bot)
     assert queued.state == pb.CHAT_STATE_QUEUED and queued.department_id == "returns"

@@ -11,11 +11,10 @@ import grpc
 from kaiwa.conversation.v1 import conversation_pb2 as pb
 from kaiwa.conversation.v1.conversation_pb2_grpc import ConversationServiceStub
 
-from kaiwa_common.app import ServiceRunner
-from kaiwa_common.config import Settings
 from kaiwa_conversation.main import make_spec
-from services.conversation.tests.helpers import COUNTDOWN_SCALE, Harness, eventually, visitor_of
-from tests.fixtures import auth, channel_to, running, status_of
+from services.conversation.tests.helpers import (
+    COUNTDOWN_SCALE, Harness, eventually, new_prefix, service, visitor_of)
+from tests.fixtures import auth, channel_to, status_of
 
 AGENT = "agent-1"
 
@@ -84,7 +83,8 @@ async def test_conv06_visitor_typing_cancels_countdown(conv, tenant):
     assert await status_of(conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=chat.id, typing=True),
                                                   metadata=auth(tenant, "agent", "agent-2"))) == grpc.StatusCode.PERMISSION_DENIED
     assert await status_of(conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=chat.id, typing=True),
-                                                  metadata=auth("other", "visitor", chat.visitor_id))) == grpc.StatusCode.NOT_FOUND
+                                                  metadata=auth("other", "visitor", chat.visitor_id))) == \
+        grpc.StatusCode.NOT_FOUND
     agent_typing = await conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=chat.id, typing=True),
                                                 metadata=auth(tenant, "agent", AGENT))
     assert not agent_typing.countdown_cancelled
@@ -106,7 +106,8 @@ async def test_conv06_visitor_message_and_agent_cancel_stop_countdown(conv, tena
     assert await status_of(conv.stub.CancelEndChat(pb.CancelEndChatRequest(chat_id=chat.id), metadata=agent)) == \
         grpc.StatusCode.FAILED_PRECONDITION
     assert await status_of(conv.stub.CancelEndChat(pb.CancelEndChatRequest(chat_id=chat.id),
-                                                   metadata=auth(tenant, "agent", "agent-2"))) == grpc.StatusCode.PERMISSION_DENIED
+                                                   metadata=auth(tenant, "agent", "agent-2"))) == \
+        grpc.StatusCode.PERMISSION_DENIED
     assert await status_of(conv.stub.CancelEndChat(pb.CancelEndChatRequest(chat_id=chat.id),
                                                    metadata=visitor_of(chat, tenant))) == grpc.StatusCode.PERMISSION_DENIED
     for seconds in (1, 29, 31, 120, -30):
@@ -121,13 +122,13 @@ async def test_conv06_visitor_message_and_agent_cancel_stop_countdown(conv, tena
 
 
 async def test_conv06_countdown_fires_exactly_once_across_restart_with_two_replicas(tenant):
-    schema = f"conv_rep_{uuid.uuid4().hex[:8]}"
+    schema, prefix = f"conv_rep_{uuid.uuid4().hex[:8]}", new_prefix()
     spec = lambda: make_spec(schema=schema, countdown_scale=COUNTDOWN_SCALE)
-    async with running(spec(), schema=schema) as replica_b:
+    async with service(spec(), schema, prefix) as replica_b:
         async with channel_to(replica_b) as channel_b:
             b = Harness(replica_b, ConversationServiceStub(channel_b))
-            replica_a = await ServiceRunner(spec(), Settings(), port=0, schema=schema).start()
-            try:
+            async with service(spec(), schema, prefix, stop_grace=0) as replica_a:
+                # replica A goes away (grace 0) while its countdown runs
                 async with channel_to(replica_a) as channel_a:
                     a = Harness(replica_a, ConversationServiceStub(channel_a))
                     restarted = await a.open_chat(tenant)
@@ -136,17 +137,15 @@ async def test_conv06_countdown_fires_exactly_once_across_restart_with_two_repli
                                          metadata=auth(tenant, "agent", AGENT))
                     await b.stub.EndChat(pb.EndChatRequest(chat_id=both.id, countdown_seconds=30),
                                          metadata=auth(tenant, "agent", AGENT))
-            finally:
-                await replica_a.stop(grace=0)  # replica A goes away while its countdown runs
             await b.wait_state(tenant, restarted.id, pb.CHAT_STATE_ENDED)
-            async with running(spec(), schema=schema) as replica_a_again:
+            async with service(spec(), schema, prefix) as replica_a_again:
                 assert replica_a_again.ready
                 await b.wait_state(tenant, both.id, pb.CHAT_STATE_ENDED)
                 await asyncio.sleep(0.3)  # both replicas' timer loops have polled again
                 for chat_id in (restarted.id, both.id):
                     types = await system_types(b, tenant, chat_id)
                     assert types.count("ended") == 1 and types.count("accepted") == 1
-                    events = await eventually(lambda: b.events(tenant, "chat_ended", chat_id), "chat_ended")
+                    events = await eventually(lambda chat_id=chat_id: b.events(tenant, "chat_ended", chat_id), "chat_ended")
                     assert [e.chat_ended.reason for e in events] == ["countdown"]
 
 

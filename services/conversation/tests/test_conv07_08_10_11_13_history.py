@@ -128,7 +128,8 @@ async def test_conv10_canned_responses_listed_and_expanded(conv, tenant):
     assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, canned_shortcut="nope"),
                                                  metadata=agent)) == grpc.StatusCode.NOT_FOUND
     assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, canned_shortcut="hours",
-                                                                       text="x"), metadata=agent)) == grpc.StatusCode.INVALID_ARGUMENT
+                                                                       text="x"), metadata=agent)) == \
+        grpc.StatusCode.INVALID_ARGUMENT
     assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, canned_shortcut="hours"),
                                                  metadata=visitor_of(chat, tenant))) == grpc.StatusCode.PERMISSION_DENIED
     for bad in (pb.PutCannedResponseRequest(shortcut="Has Space", text="x"), pb.PutCannedResponseRequest(shortcut="ok", text=""),
@@ -185,7 +186,8 @@ async def test_conv13_reply_to_on_whatsapp_and_messenger_only(conv, tenant):
     for request, md, expected in cases:
         assert await status_of(conv.stub.SendMessage(request, metadata=md)) == expected
     messenger = await conv.open_chat(tenant, channel=pb.CHANNEL_MESSENGER)
-    first = await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=messenger.id, text="hi"), metadata=visitor_of(messenger, tenant))
+    first = await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=messenger.id, text="hi"),
+                                        metadata=visitor_of(messenger, tenant))
     assert (await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=messenger.id, text="hello", reply_to_seq=first.seq),
                                         metadata=agent)).reply_to_seq == first.seq
     web = await conv.open_chat(tenant)

@@ -9,6 +9,7 @@ import io
 import grpc
 import pytest
 from kaiwa.conversation.v1 import conversation_pb2 as pb
+from kaiwa.events.v1.routing_pb2 import AgentInvited
 from pypdf import PdfReader
 
 from tests.fixtures import auth, status_of
@@ -82,7 +83,7 @@ async def test_conv14_many_watchers_each_get_every_event_once(conv, tenant):
     agent, visitor = auth(tenant, "agent", "agent-1"), visitor_of(chat, tenant)
     streams = [[], [], []]
     tasks = [asyncio.create_task(_collect(conv.stub.StreamChat(pb.StreamChatRequest(chat_id=chat.id), metadata=md), s))
-             for md, s in zip((agent, visitor, auth(tenant, "admin", "boss")), streams)]
+             for md, s in zip((agent, visitor, auth(tenant, "admin", "boss")), streams, strict=True)]
     for i in range(20):
         await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text=f"m{i}"),
                                     metadata=agent if i % 2 else visitor)
@@ -202,8 +203,10 @@ async def test_conv14_stream_bad_input(conv, tenant):
     assert await first_status(pb.StreamChatRequest(chat_id=chat.id, after_seq=-1), agent) == grpc.StatusCode.INVALID_ARGUMENT
     assert await first_status(pb.StreamChatRequest(chat_id=chat.id, after_seq=10**6), agent) == grpc.StatusCode.INVALID_ARGUMENT
     assert await first_status(pb.StreamChatRequest(chat_id="x"), agent) == grpc.StatusCode.INVALID_ARGUMENT
-    assert await first_status(pb.StreamChatRequest(chat_id=chat.id), auth("other", "agent", "agent-1")) == grpc.StatusCode.NOT_FOUND
-    assert await first_status(pb.StreamChatRequest(chat_id=chat.id), auth(tenant, "visitor", "v-x")) == grpc.StatusCode.PERMISSION_DENIED
+    assert await first_status(pb.StreamChatRequest(chat_id=chat.id), auth("other", "agent", "agent-1")) == \
+        grpc.StatusCode.NOT_FOUND
+    assert await first_status(pb.StreamChatRequest(chat_id=chat.id), auth(tenant, "visitor", "v-x")) == \
+        grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_conv09_transcript_pdf_with_a_missing_font_says_what_to_set(conv, tenant, monkeypatch):
@@ -224,3 +227,48 @@ async def test_conv09_transcript_pdf_with_a_missing_font_says_what_to_set(conv, 
     finally:
         monkeypatch.delenv(module.FONT_ENV)
         module.font_path.cache_clear()
+
+
+async def test_conv14_agent_typing_never_reaches_the_customer_on_messaging_channels(conv, tenant):
+    async def follow(chat, metadata, into: list):
+        async for event in conv.stub.StreamChat(pb.StreamChatRequest(chat_id=chat.id), metadata=metadata):
+            if event.HasField("typing"):
+                into.append((event.typing.sender_kind, event.typing.typing))
+
+    def saw(seen: list, kind) -> bool:
+        return any(k == kind for k, _ in seen)
+
+    agent, colleague = auth(tenant, "agent", "agent-1"), auth(tenant, "agent", "agent-2")
+    whatsapp = await conv.open_chat(tenant, channel=pb.CHANNEL_WHATSAPP)
+    await conv.routing_event(tenant, AgentInvited(chat_id=whatsapp.id, agent_id="agent-2", agent_name="Ben",
+                                                  by_agent_id="agent-1"))
+    web = await conv.open_chat(tenant)
+    seen = {name: [] for name in ("visitor", "adapter", "colleague", "agent", "web_visitor")}
+    tasks = [asyncio.create_task(follow(chat, md, seen[name])) for chat, md, name in (
+        (whatsapp, visitor_of(whatsapp, tenant), "visitor"), (whatsapp, auth(tenant, "service", "wa"), "adapter"),
+        (whatsapp, colleague, "colleague"), (whatsapp, agent, "agent"), (web, visitor_of(web, tenant), "web_visitor"))]
+    try:
+        await asyncio.sleep(0.3)  # the watchers are registered
+        async def invited():
+            current = await conv.stub.GetChat(pb.GetChatRequest(chat_id=whatsapp.id), metadata=agent)
+            return any(p.agent_id == "agent-2" for p in current.participants)
+
+        await eventually(invited, "agent-2 is invited")
+        await conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=whatsapp.id, typing=True), metadata=colleague)
+        await conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=whatsapp.id, typing=True), metadata=agent)
+        await conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=web.id, typing=True), metadata=agent)
+        await conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=whatsapp.id, typing=True),
+                                     metadata=visitor_of(whatsapp, tenant))
+        await eventually(lambda: saw(seen["agent"], pb.SENDER_KIND_VISITOR), "typing goes customer -> agent")
+        await eventually(lambda: saw(seen["colleague"], pb.SENDER_KIND_AGENT), "agents see each other typing")
+        await eventually(lambda: saw(seen["web_visitor"], pb.SENDER_KIND_AGENT), "the web widget shows agent typing")
+        await asyncio.sleep(0.3)
+        assert not saw(seen["visitor"], pb.SENDER_KIND_AGENT) and not saw(seen["adapter"], pb.SENDER_KIND_AGENT)
+    finally:
+        for task in tasks:
+            task.cancel()
+    telegram = await conv.open_chat(tenant, channel=pb.CHANNEL_TELEGRAM)
+    await conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=telegram.id, typing=True), metadata=agent)
+    assert await status_of(conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=telegram.id, typing=True),
+                                                  metadata=visitor_of(telegram, tenant))) == \
+        grpc.StatusCode.FAILED_PRECONDITION, "Telegram does not report the customer's typing"

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the channel table below is one row per channel, aligned in columns)
 """CONV-01: the one capability table of every channel. Every channel rule reads it.
 
 Sources: seed 002 (statuses per service, rich elements per service, reply-to on WhatsApp

@@ -2,7 +2,7 @@
 
     bot ──handover──▶ queued ──assign──▶ open ──complete (owner)──▶ completed
      │                  ▲  │               │ ▲                          │
-     └──assign──────────┼──┼──────────────▶│ └──reopen / visitor msg────┘
+     └──assign──────────┼──┼──────────────▶│ └──reopen (agent)──────────┘
                         │  └─miss─┐        │ end (now or countdown, visitor, agent)
           return_to_queue (open)  ▼        ▼
                                 ended ◀────┘ ──complete (owner)──▶ completed
@@ -11,9 +11,10 @@
 - "live" states are queued, bot and open: a chat leaves them exactly once per live period,
   which is when chat_ended is published (also for send-and-complete and auto-complete).
 - ended: the conversation is over (agent, visitor, countdown, inactivity, missed);
-  completed: the assigned agent has closed the case. A visitor message reopens a
-  completed chat (messaging channels keep one thread); an ended chat takes no new
-  visitor messages. Inactivity completes open and ended chats.
+  completed: the assigned agent has closed the case. Nothing reopens a chat by itself:
+  a customer message to a completed chat is added to it and shown to the agent, who
+  reopens it by hand (ReopenChat) or by replying; an ended chat takes no new customer
+  messages. Inactivity completes open and ended chats.
 """
 
 from __future__ import annotations

@@ -97,26 +97,48 @@ def check_url(url: str, what: str) -> str:
     return url
 
 
-def check_file(file: dict, channel: Channel) -> dict:
+# CONV-12: the notices shown on a file received from the customer that cannot be previewed.
+FILE_NOTICES = {
+    "unsupported_type": {"ja": "対応していない種類のファイルです", "en": "This file type is not supported"},
+    "preview_unavailable": {"ja": "プレビューは利用できません", "en": "Preview is not available"},
+}
+
+
+def check_file(file: dict, channel: Channel, inbound: bool = False) -> dict:
+    """An outgoing file (agent, bot) the channel cannot take is refused before sending;
+    an inbound one (from the customer) is kept, shown as a link with a notice."""
     name, mime, size = (file.get("name") or "").strip(), (file.get("mime_type") or "").lower(), file.get("size_bytes", 0)
     if not name or len(name) > 255:
         raise ValueError("file.name is required (at most 255 characters)")
     check_url(file.get("url", ""), "file.url")
-    if mime not in channel.file_types:
-        raise ValueError(f"file type {mime or '(none)'} is not supported on {channel.name}; "
-                         f"supported: {', '.join(channel.file_types)}")
+    if len(mime) > 255:
+        raise ValueError("file.mime_type is too long (at most 255 characters)")
     if size <= 0:
         raise ValueError("file.size_bytes must be positive")
-    if size > channel.max_file_bytes:
-        raise ValueError(f"file is too large: {size} bytes, {channel.name} accepts at most {channel.max_file_bytes}")
-    if mime.startswith(("image/", "video/")) and channel.file_preview:
+    notice = ""
+    if mime not in channel.file_types:
+        if not inbound:
+            raise ValueError(f"file type {mime or '(none)'} is not supported on {channel.name}; "
+                             f"supported: {', '.join(channel.file_types)}")
+        notice = "unsupported_type"
+    elif size > channel.max_file_bytes:
+        if not inbound:
+            raise ValueError(f"file is too large: {size} bytes, {channel.name} accepts at most {channel.max_file_bytes}")
+        notice = "preview_unavailable"
+    previewable = mime.startswith(("image/", "video/"))
+    if previewable and channel.file_preview and not notice:
         display, preview = "thumbnail", file["url"]
-    elif mime.startswith("audio/"):
+    elif mime.startswith("audio/") and not notice:
         display, preview = "audio_player", ""
     else:
         display, preview = "link", ""
-    return {"name": name, "mime_type": mime, "size_bytes": size, "url": file["url"], "display": display,
-            "preview_url": preview}
+        if inbound and previewable and not notice:
+            notice = "preview_unavailable"  # LINE, WeChat: no previews of what the customer sends
+    out = {"name": name, "mime_type": mime, "size_bytes": size, "url": file["url"], "display": display,
+           "preview_url": preview}
+    if notice:
+        out["notice"] = notice
+    return out
 
 
 def check_link(link: dict) -> dict:
