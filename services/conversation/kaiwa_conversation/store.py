@@ -53,7 +53,7 @@ async def participants(conn: asyncpg.Connection, tenant: str, chat_ids: list) ->
 async def upsert_participant(conn, tenant: str, chat_id, agent_id: str, name: str, role: str) -> None:
     await conn.execute(
         "INSERT INTO participants (tenant, chat_id, agent_id, name, role) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (chat_id, agent_id) DO UPDATE SET role = EXCLUDED.role, left_at = NULL, "
+        "ON CONFLICT (tenant, chat_id, agent_id) DO UPDATE SET role = EXCLUDED.role, left_at = NULL, "
         "name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE participants.name END, "
         "joined_at = CASE WHEN participants.role = 'former' THEN now() ELSE participants.joined_at END",
         tenant, chat_id, agent_id, name, role)
@@ -114,7 +114,7 @@ async def insert_event(conn, tenant: str, chat_id, seq: int, kind: str, data: di
 
 _MESSAGE_SELECT = ("SELECT m.*, coalesce(s.status, CASE WHEN m.outgoing THEN 'sent' END) AS status, "
                    "coalesce(s.failure_reason, '') AS failure_reason FROM messages m "
-                   "LEFT JOIN message_status s ON s.chat_id = m.chat_id AND s.seq = m.seq ")
+                   "LEFT JOIN message_status s ON s.tenant = m.tenant AND s.chat_id = m.chat_id AND s.seq = m.seq ")
 
 
 async def message(conn, tenant: str, chat_id, seq: int) -> dict | None:
@@ -170,7 +170,7 @@ async def status_of(conn, tenant: str, chat_id, seq: int) -> str | None:
 async def set_status(conn, tenant: str, chat_id, seq: int, status: str, reason: str) -> None:
     await conn.execute(
         "INSERT INTO message_status (tenant, chat_id, seq, status, failure_reason) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (chat_id, seq) DO UPDATE SET status = EXCLUDED.status, "
+        "ON CONFLICT (tenant, chat_id, seq) DO UPDATE SET status = EXCLUDED.status, "
         "failure_reason = EXCLUDED.failure_reason, updated_at = now()", tenant, chat_id, seq, status, reason)
 
 

@@ -3,6 +3,8 @@ files (CONV-12) and append-only storage enforced by the database."""
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 import grpc
 import pytest
@@ -178,3 +180,21 @@ async def test_conv02_client_message_id_makes_send_idempotent(conv, tenant):
     again = await send(conv, tenant, chat, "visitor", chat.visitor_id, text="hello", client_message_id="c-1")
     assert (again.id, again.seq) == (first.id, first.seq)
     assert [m.text for m in await messages_of(conv, tenant, chat)].count("hello") == 1
+
+
+async def test_plat02_a_row_can_only_reference_a_chat_of_its_own_tenant(conv, tenant):
+    chat = await conv.open_chat(tenant)
+    sent = await send(conv, tenant, chat, text="mine")
+    async with conv.ctx.pool.acquire() as conn:
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await conn.execute("INSERT INTO participants (tenant, chat_id, agent_id, role) VALUES ('intruder', $1, 'x', "
+                               "'invited')", uuid.UUID(chat.id))
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await conn.execute("INSERT INTO message_status (tenant, chat_id, seq, status) VALUES ('intruder', $1, $2, "
+                               "'read')", uuid.UUID(chat.id), sent.seq)
+        # The same ids under another tenant are another row: keys start with the tenant.
+        key = await conn.fetchval("SELECT array_agg(a.attname ORDER BY k.i) FROM pg_constraint c, "
+                                  "unnest(c.conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attnum = k.n "
+                                  "WHERE c.conname = 'messages_pkey' AND a.attrelid = c.conrelid "
+                                  "AND c.connamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())")
+    assert key == ["tenant", "chat_id", "seq"]
