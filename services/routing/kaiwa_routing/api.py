@@ -109,6 +109,9 @@ class RoutingApi(RoutingServiceServicer):
         rows = await self.routing.list_departments(current_identity().tenant)
         return pb.ListDepartmentsResponse(departments=[department_pb(r) for r in rows])
 
+    async def GetDepartment(self, request, context):
+        return department_pb(await self.routing.get_department(current_identity().tenant, request.department_id))
+
     async def UpsertAgent(self, request, context):
         row = await self.routing.upsert_agent(current_identity().tenant, request.email, request.name,
                                               list(request.department_ids), request.max_chats)
@@ -185,7 +188,7 @@ class RoutingApi(RoutingServiceServicer):
                     department_id=parse_uuid(request.department_id, "department_id") if request.department_id else None,
                     conditions=tuple(conditions),
                     agent_ids=tuple(sorted({parse_uuid(a, "agent id") for a in request.agent_ids})))
-        return rule_pb(await self.routing.upsert_rule(current_identity().tenant, rule))
+        return rule_pb(await self.routing.upsert_rule(current_identity().tenant, rule, request.request_id))
 
     async def ListRules(self, request, context):
         kind = RULE_KIND.get(request.kind)
@@ -219,7 +222,7 @@ class RoutingApi(RoutingServiceServicer):
 
     async def TransferChat(self, request, context):
         row = await self.routing.transfer_chat(current_identity(), request.chat_id, request.to_agent_email,
-                                               request.to_department_name, request.note)
+                                               request.to_department_name, request.note, request.request_id)
         return transfer_pb(row)
 
     async def AnswerTransfer(self, request, context):
@@ -245,7 +248,7 @@ class RoutingApi(RoutingServiceServicer):
 
     async def SendTeamMessage(self, request, context):
         row = await self.routing.send_team_message(current_identity(), request.to_agent_id, request.to_agent_email,
-                                                   request.text)
+                                                   request.text, request.request_id)
         return team_message_pb(row)
 
     async def ListTeamMessages(self, request, context):

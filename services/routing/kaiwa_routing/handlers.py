@@ -21,8 +21,10 @@ from kaiwa_common.auth import Identity
 from kaiwa_common.db import unit_of_work
 from kaiwa_common.errors import (FailedPrecondition, InvalidArgument, NotFound, PermanentEventError,
                                  PermissionDenied, parse_uuid)
+from kaiwa_common.idempotency import claim_request, fingerprint_of
 
 from . import crm, store
+from .arrivals import CHATS, ChatArrivals, ChatNotKnownYet
 from .domain.estimate import estimated_wait
 from .domain.model import (ASSIGNED, AVAILABILITIES, BOT, DEFAULT_ACCEPT_TIMEOUT, DEFAULT_MAX_WAIT, ENDED, MISSED,
                            QUEUED, STRATEGIES, agent_settings, department_settings, normalize_email)
@@ -34,6 +36,8 @@ log = logging.getLogger("kaiwa.routing")
 
 MAX_WAIT = "max_wait"
 TRANSFER_TIMEOUT = "transfer_timeout"
+# A chat to be queued into a department routing does not know (see _refuse_unknown_department).
+UNKNOWN_DEPARTMENT = "unknown_department"
 Queue = tuple[str, str | None]  # (tenant, department id or None)
 
 
@@ -46,6 +50,7 @@ class Routing:
         self.ctx = ctx
         self.router = Router(ctx)
         self.notifier = Notifier(lambda: ctx.settings.database_url)
+        self.arrivals = ChatArrivals(ctx, self.notifier)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -92,13 +97,19 @@ class Routing:
         return row
 
     async def _locked_chat(self, conn, tenant: str, chat_id: str) -> asyncpg.Record:
-        chat = await store.lock_chat(conn, tenant, parse_uuid(chat_id, "chat_id"))
+        chat = await store.lock_chat(conn, tenant, chat_id)
         if chat is None:
-            raise NotFound(f"chat {chat_id} is not known to routing")
+            raise ChatNotKnownYet(chat_id)
+        return chat
+
+    async def _known_chat(self, conn, tenant: str, chat_id: str) -> asyncpg.Record:
+        chat = await store.chat(conn, tenant, chat_id)
+        if chat is None:
+            raise ChatNotKnownYet(chat_id)
         return chat
 
     async def _agent_queues(self, conn, tenant: str, agent_id: str) -> list[Queue]:
-        return [(tenant, d) for d in await store.agent_departments(conn, agent_id)] + [(tenant, None)]
+        return [(tenant, d) for d in await store.agent_departments(conn, tenant, agent_id)] + [(tenant, None)]
 
     # --- departments and agents (ROUT-01) ----------------------------------------------
 
@@ -118,6 +129,14 @@ class Routing:
         async with self.ctx.pool.acquire() as conn:
             return await store.list_departments(conn, tenant)
 
+    async def get_department(self, tenant: str, department_id: str) -> asyncpg.Record:
+        department_id = parse_uuid(department_id, "department_id")
+        async with self.ctx.pool.acquire() as conn:
+            row = await store.department(conn, tenant, department_id)
+        if row is None:
+            raise NotFound(f"department {department_id} does not exist")
+        return row
+
     async def upsert_agent(self, tenant: str, email: str, name: str, department_ids: list[str],
                            max_chats: int) -> asyncpg.Record:
         email = normalize_email(email)
@@ -136,7 +155,7 @@ class Routing:
                 if existing["active_chats"] > max_chats:
                     raise FailedPrecondition(
                         f"agent {email} has {existing['active_chats']} open chats; max_chats cannot go below that")
-                await store.update_agent(conn, agent_id, name, max_chats)
+                await store.update_agent(conn, tenant, agent_id, name, max_chats)
             await store.set_departments(conn, tenant, agent_id, departments)
             return await store.agent(conn, tenant, agent_id)
 
@@ -187,7 +206,7 @@ class Routing:
             queues.extend(await self._agent_queues(conn, tenant, target))
             if availability != "online":
                 # Away and offline agents get no offers: withdraw the open ones.
-                for row in await store.delete_agent_offers(conn, target):
+                for row in await store.delete_agent_offers(conn, tenant, target):
                     await timers.cancel(conn, OFFER_TIMEOUT, str(row["chat_id"]))
                     queues.append((tenant, _id(row["department_id"]) or None))
                 await store.notify(conn, OFFERS, offers_key(tenant, target))
@@ -225,9 +244,9 @@ class Routing:
         queues: list[Queue] = []
         if previous_agent_id:
             # Two agents: lock both in id order, so crossing moves cannot deadlock.
-            await store.lock_agents(conn, [agent_id, previous_agent_id])
-            await store.release_capacity(conn, previous_agent_id)
-            await store.release_assignment(conn, chat["id"])
+            await store.lock_agents(conn, tenant, [agent_id, previous_agent_id])
+            await store.release_capacity(conn, tenant, previous_agent_id)
+            await store.release_assignment(conn, tenant, chat["id"])
             queues += await self._agent_queues(conn, tenant, previous_agent_id)
         assigned = await store.assign(conn, tenant, chat, agent_id, how, previous_agent_id)
         if assigned is None:  # the caller's transaction rolls back whatever came before
@@ -242,7 +261,7 @@ class Routing:
             queues.append((tenant, _id(chat["department_id"]) or None))
         if assigned["agent_active"] >= assigned["agent_max"]:
             # Full now: offers still open to this agent go to others.
-            for row in await store.delete_agent_offers(conn, agent_id):
+            for row in await store.delete_agent_offers(conn, tenant, agent_id):
                 await timers.cancel(conn, OFFER_TIMEOUT, str(row["chat_id"]))
                 queues.append((tenant, _id(row["department_id"]) or None))
             await store.notify(conn, OFFERS, offers_key(tenant, agent_id))
@@ -258,12 +277,12 @@ class Routing:
 
         async def work(conn):
             if me is None:  # still after the chat's existence, like every other check order
-                await self._locked_chat(conn, tenant, chat_id)
+                await self._locked_chat(conn, tenant, chat_uuid)
                 raise PermissionDenied(f"token subject {identity.sub!r} is not an agent of this portal")
             row = await store.accept_offer(conn, tenant, chat_uuid, me, OFFER_TIMEOUT, [OFFER_TIMEOUT, MAX_WAIT], OFFERS)
             outcome = row["outcome"]
             if outcome == "no_chat":
-                raise NotFound(f"chat {chat_id} is not known to routing")
+                raise ChatNotKnownYet(chat_uuid)
             if outcome == "no_agent":
                 raise PermissionDenied(f"token subject {identity.sub!r} is not an agent of this portal")
             if outcome == "not_queued":
@@ -286,21 +305,22 @@ class Routing:
                 queues.append((tenant, department_id or None))
             return row, queues
 
-        chat, queues = await self._tx(work)
+        chat, queues = await self.arrivals.run_for_chat(tenant, chat_uuid, lambda: self._tx(work))
         self._kick(queues)
         return chat
 
     async def decline_chat(self, identity: Identity, chat_id: str, reason: str) -> None:
         tenant = identity.tenant
+        chat_id = parse_uuid(chat_id, "chat_id")
         reason = (reason or "").strip()[:500]
 
         async def work(conn):
             chat = await self._locked_chat(conn, tenant, chat_id)
             me = await self._me(conn, identity)
-            refused = await store.refusal(conn, chat["id"], me["id"])
+            refused = await store.refusal(conn, tenant, chat["id"], me["id"])
             if refused is not None and refused["declined"]:
                 raise FailedPrecondition(f"you already declined chat {chat_id}")
-            if chat["state"] != QUEUED or not await store.delete_offer(conn, chat["id"], me["id"]):
+            if chat["state"] != QUEUED or not await store.delete_offer(conn, tenant, chat["id"], me["id"]):
                 raise FailedPrecondition(f"chat {chat_id} is not offered to you")
             await store.record_refusal(conn, tenant, chat["id"], me["id"], reason or "declined", True)
             await timers.cancel(conn, OFFER_TIMEOUT, str(chat["id"]))
@@ -309,17 +329,20 @@ class Routing:
                                                                     reason=reason or "declined"))
             return [(tenant, _id(chat["department_id"]) or None)] + await self._agent_queues(conn, tenant, str(me["id"]))
 
-        self._kick(await self._tx(work))
+        self._kick(await self.arrivals.run_for_chat(tenant, chat_id, lambda: self._tx(work)))
 
     async def get_assignment(self, tenant: str, chat_id: str) -> asyncpg.Record:
-        async with self.ctx.pool.acquire() as conn:
-            chat = await store.chat(conn, tenant, parse_uuid(chat_id, "chat_id"))
-            if chat is None:
-                raise NotFound(f"chat {chat_id} is not known to routing")
-            return chat
+        chat_id = parse_uuid(chat_id, "chat_id")
+
+        async def look():
+            async with self.ctx.pool.acquire() as conn:
+                return await self._known_chat(conn, tenant, chat_id)
+
+        return await self.arrivals.run_for_chat(tenant, chat_id, look)
 
     async def assign_chat(self, identity: Identity, chat_id: str, agent_id: str, agent_email: str) -> asyncpg.Record:
         tenant = identity.tenant
+        chat_id = parse_uuid(chat_id, "chat_id")
         if agent_id and agent_email:
             raise InvalidArgument("give agent_id or agent_email, not both")
 
@@ -340,19 +363,21 @@ class Routing:
             else:
                 raise FailedPrecondition(f"chat {chat_id} is {chat['state']}; only waiting or assigned chats can be assigned")
             assigned, queues = await self._assign(conn, tenant, chat, target, how, previous)
-            pending = await store.pending_transfer_of_chat(conn, chat["id"])
+            pending = await store.pending_transfer_of_chat(conn, tenant, chat["id"])
             if pending is not None:
-                await store.finish_transfer(conn, pending["id"], "declined", None, "chat was reassigned")
+                await store.finish_transfer(conn, tenant, pending["id"], "declined", None, "chat was reassigned")
                 await timers.cancel(conn, TRANSFER_TIMEOUT, str(pending["id"]))
             return assigned, queues
 
-        chat, queues = await self._tx(work)
+        chat, queues = await self.arrivals.run_for_chat(tenant, chat_id, lambda: self._tx(work))
         self._kick(queues)
         return chat
 
     # --- rules (ROUT-03, ROUT-04) -------------------------------------------------------
 
-    async def upsert_rule(self, tenant: str, rule: Rule) -> Rule:
+    async def upsert_rule(self, tenant: str, rule: Rule, request_id: str = "") -> Rule:
+        """Creates (no id; a retry with the same request_id returns the rule it created) or
+        updates by id (idempotent as it is; request_id is not needed then)."""
         validate_rule(rule.kind, rule.name, rule.order, list(rule.conditions), list(rule.agent_ids))
 
         async def work(conn):
@@ -362,7 +387,13 @@ class Routing:
             if missing:
                 raise NotFound(f"agent {sorted(missing)[0]} does not exist")
             if not rule.id:
-                return await store.upsert_rule(conn, tenant, dataclasses.replace(rule, id=store.new_id()))
+                claim = await claim_request(conn, tenant, "UpsertRule", request_id, fingerprint_of(
+                    rule.kind, rule.name, rule.order, rule.department_id, rule.conditions, rule.agent_ids))
+                if claim.result_id:
+                    return await self._rule_created_before(conn, tenant, claim.result_id, request_id)
+                created = await store.upsert_rule(conn, tenant, dataclasses.replace(rule, id=store.new_id()))
+                await claim.record(conn, created.id)
+                return created
             if not await store.rule_exists(conn, tenant, rule.id):
                 raise NotFound(f"rule {rule.id} does not exist")
             return await store.upsert_rule(conn, tenant, rule)
@@ -370,6 +401,13 @@ class Routing:
         saved = await self._tx(work)
         self._kick([(tenant, rule.department_id)])
         return saved
+
+    @staticmethod
+    async def _rule_created_before(conn, tenant: str, rule_id: str, request_id: str) -> Rule:
+        found = await store.rule(conn, tenant, rule_id)
+        if found is None:
+            raise NotFound(f"rule {rule_id}, created by request {request_id!r}, has been deleted since")
+        return found
 
     async def list_rules(self, tenant: str, kind: str | None) -> list[Rule]:
         async with self.ctx.pool.acquire() as conn:
@@ -395,23 +433,26 @@ class Routing:
                               or await store.has_rules(conn, tenant)):
             facts = await crm.visitor_facts(self.ctx, tenant, visitor_email)
         priority = await self._priority(conn, tenant, department_id, facts)
-        await store.enqueue(conn, chat_id, department_id, facts, priority)
+        await store.enqueue(conn, tenant, chat_id, department_id, facts, priority)
         max_wait = dept["max_wait_seconds"] if dept else DEFAULT_MAX_WAIT
         await timers.schedule(conn, tenant, MAX_WAIT, str(chat_id), delay=max_wait)
         await self.router.route_queue(conn, tenant, department_id)
 
     async def queue_position(self, identity: Identity, chat_id: str) -> tuple[asyncpg.Record, int, int]:
-        async with self.ctx.pool.acquire() as conn:
-            chat = await store.chat(conn, identity.tenant, parse_uuid(chat_id, "chat_id"))
-            if chat is None:
-                raise NotFound(f"chat {chat_id} is not known to routing")
-            if identity.role == "visitor" and chat["visitor_id"] != identity.sub:
-                raise PermissionDenied("a visitor may only ask about their own chat")
-            if chat["state"] != QUEUED:
-                return chat, 0, 0
-            position = await store.queue_position(conn, identity.tenant, chat)
-            return chat, position, await self._estimate(conn, identity.tenant, _id(chat["department_id"]) or None,
-                                                        position)
+        tenant = identity.tenant
+        chat_id = parse_uuid(chat_id, "chat_id")
+
+        async def look():
+            async with self.ctx.pool.acquire() as conn:
+                chat = await self._known_chat(conn, tenant, chat_id)
+                if identity.role == "visitor" and chat["visitor_id"] != identity.sub:
+                    raise PermissionDenied("a visitor may only ask about their own chat")
+                if chat["state"] != QUEUED:
+                    return chat, 0, 0
+                position = await store.queue_position(conn, tenant, chat)
+                return chat, position, await self._estimate(conn, tenant, _id(chat["department_id"]) or None, position)
+
+        return await self.arrivals.run_for_chat(tenant, chat_id, look)
 
     async def _estimate(self, conn, tenant: str, department_id: str | None, position: int) -> int:
         handling, accept = await store.handling_stats(conn, tenant, department_id)
@@ -448,7 +489,7 @@ class Routing:
         if not locked:
             return await self._retry_timer_later(conn, timer)
         agent_id = timer.payload.get("agent_id")
-        if chat is None or chat["state"] != QUEUED or not await store.delete_offer(conn, chat["id"], agent_id):
+        if chat is None or chat["state"] != QUEUED or not await store.delete_offer(conn, timer.tenant, chat["id"], agent_id):
             return
         await store.record_refusal(conn, timer.tenant, chat["id"], agent_id, "timeout", False)
         await store.notify(conn, OFFERS, offers_key(timer.tenant, agent_id))
@@ -466,14 +507,14 @@ class Routing:
             return
         department_id = _id(chat["department_id"]) or None
         overview = await store.capacity_overview(conn, tenant, department_id)
-        if await store.was_offered(conn, chat["id"]):
+        if await store.was_offered(conn, tenant, chat["id"]):
             reason = "no_agent_accepted"
         elif overview["online"] == 0:
             reason = "no_agent_online"
         else:
             reason = "all_agents_busy"
         waited = int((datetime.now(timezone.utc) - chat["queued_at"]).total_seconds())
-        await store.set_chat_missed(conn, chat["id"], reason, waited)
+        await store.set_chat_missed(conn, tenant, chat["id"], reason, waited)
         await self._take_offers(conn, tenant, chat["id"])
         await self.ctx.outbox.add(conn, tenant, ev.ChatMissed(chat_id=timer.key, department_id=department_id or "",
                                                              reason=reason, waited_seconds=waited))
@@ -505,21 +546,29 @@ class Routing:
 
     # --- conversation events ------------------------------------------------------------
 
-    async def _department_for(self, conn, tenant: str, department_id: str) -> str | None:
-        """The chat's department; a missing or unknown one routes to the whole tenant."""
-        if not department_id:
-            return None
+    async def _department_of(self, conn, tenant: str, given: str) -> tuple[str | None, bool]:
+        """(the department id, None for a chat without one; whether routing knows it)."""
+        if not given:
+            return None, True
         try:
-            department_id = str(uuid.UUID(department_id))
+            department_id = str(uuid.UUID(given))
         except ValueError:
-            log.warning("chat with an invalid department id: routing to every agent",
-                        extra={"fields": {"tenant": tenant, "department_id": department_id}})
-            return None
-        if await store.department(conn, tenant, department_id) is None:
-            log.warning("chat with an unknown department: routing to every agent",
-                        extra={"fields": {"tenant": tenant, "department_id": department_id}})
-            return None
-        return department_id
+            return None, False
+        return department_id, await store.department(conn, tenant, department_id) is not None
+
+    async def _refuse_unknown_department(self, conn, tenant: str, chat_id: str, given: str) -> None:
+        """A chat that is to wait for a department routing does not know (not of this tenant,
+        never created, or no id at all) becomes a missed chat at once, reason
+        `unknown_department`, published as chat_missed: the conversation service ends it
+        like any missed chat and ListMissedChats shows it. It never rings agents of other
+        departments, and the outcome does not depend on what happens to exist later.
+        Conversation asks GetDepartment before StartChat, so this only meets events from
+        before that check or from a defect, hence the warning."""
+        log.warning("chat for a department routing does not know: missed at once",
+                    extra={"fields": {"tenant": tenant, "chat_id": chat_id, "department_id": given}})
+        await store.set_chat_missed(conn, tenant, chat_id, UNKNOWN_DEPARTMENT, 0)
+        await self.ctx.outbox.add(conn, tenant, ev.ChatMissed(chat_id=chat_id, department_id=given,
+                                                             reason=UNKNOWN_DEPARTMENT, waited_seconds=0))
 
     @staticmethod
     def _chat_id(value: str) -> str:
@@ -530,24 +579,35 @@ class Routing:
 
     async def on_chat_started(self, event, conn) -> None:
         p = event.chat_started
+        tenant = event.tenant
         chat_id = self._chat_id(p.chat_id)
-        department_id = await self._department_for(conn, event.tenant, p.department_id)
-        if not await store.insert_chat(conn, event.tenant, chat_id, department_id, BOT, p.visitor_id,
-                                       p.visitor_name, p.visitor_email, p.question):
+        department_id, known = await self._department_of(conn, tenant, p.department_id)
+        if not await store.insert_chat(conn, tenant, chat_id, department_id, BOT, p.visitor_id,
+                                       p.visitor_name, p.visitor_email, p.question, CHATS):
             return  # already known: a redelivery, or the chat ended before we saw it start
-        if p.state != "bot":
-            await self._enqueue(conn, event.tenant, chat_id, department_id, p.visitor_email)
+        if p.state == "bot":
+            return  # a bot has it; its department counts at the hand-over
+        if known:
+            await self._enqueue(conn, tenant, chat_id, department_id, p.visitor_email)
+        else:
+            await self._refuse_unknown_department(conn, tenant, chat_id, p.department_id)
 
     async def on_bot_handed_over(self, event, conn) -> None:
         p = event.bot_handed_over
+        tenant = event.tenant
         chat_id = self._chat_id(p.chat_id)
-        department_id = await self._department_for(conn, event.tenant, p.department_id)
-        await store.insert_chat(conn, event.tenant, chat_id, department_id, BOT, p.visitor_id, "",
-                                p.visitor_email, p.summary)
-        chat = await store.lock_chat(conn, event.tenant, chat_id)
-        if chat["state"] == BOT:
-            await self._enqueue(conn, event.tenant, chat_id, department_id or (_id(chat["department_id"]) or None),
-                                p.visitor_email or chat["visitor_email"])
+        department_id, known = await self._department_of(conn, tenant, p.department_id)
+        await store.insert_chat(conn, tenant, chat_id, department_id, BOT, p.visitor_id, "",
+                                p.visitor_email, p.summary, CHATS)
+        chat = await store.lock_chat(conn, tenant, chat_id)
+        if chat["state"] != BOT:
+            return
+        if not p.department_id:  # handed over to the department the chat started with
+            department_id, known = _id(chat["department_id"]) or None, True
+        if known:
+            await self._enqueue(conn, tenant, chat_id, department_id, p.visitor_email or chat["visitor_email"])
+        else:
+            await self._refuse_unknown_department(conn, tenant, chat_id, p.department_id)
 
     async def on_chat_ended(self, event, conn) -> None:
         payload = event.chat_ended if event.type == "chat_ended" else event.chat_completed
@@ -555,21 +615,21 @@ class Routing:
         chat_id = self._chat_id(payload.chat_id)
         chat = await store.lock_chat(conn, tenant, chat_id)
         if chat is None:
-            await store.tombstone(conn, tenant, chat_id, None)
+            await store.tombstone(conn, tenant, chat_id, CHATS)
             return
         if chat["state"] in (ENDED, MISSED):
             return
         queues: list[Queue] = [(tenant, _id(chat["department_id"]) or None)]
         if chat["state"] == ASSIGNED:
-            await store.release_capacity(conn, chat["agent_id"])
-            await store.release_assignment(conn, chat["id"])
+            await store.release_capacity(conn, tenant, chat["agent_id"])
+            await store.release_assignment(conn, tenant, chat["id"])
             queues += await self._agent_queues(conn, tenant, str(chat["agent_id"]))
         await self._take_offers(conn, tenant, chat["id"])
-        pending = await store.pending_transfer_of_chat(conn, chat["id"])
+        pending = await store.pending_transfer_of_chat(conn, tenant, chat["id"])
         if pending is not None:
-            await store.finish_transfer(conn, pending["id"], "declined", None, "chat ended")
+            await store.finish_transfer(conn, tenant, pending["id"], "declined", None, "chat ended")
             await timers.cancel(conn, TRANSFER_TIMEOUT, str(pending["id"]))
-        await store.set_chat_ended(conn, chat["id"])
+        await store.set_chat_ended(conn, tenant, chat["id"])
         await self._route_now(conn, queues)  # freed capacity pulls the queue
 
     async def on_chat_reopened(self, event, conn) -> None:
@@ -578,12 +638,17 @@ class Routing:
         chat_id = self._chat_id(p.chat_id)
         chat = await store.lock_chat(conn, tenant, chat_id)
         if chat is None:
-            department_id = await self._department_for(conn, tenant, p.department_id)
-            await store.insert_chat(conn, tenant, chat_id, department_id, ENDED, "", "", "", "")
+            department_id, known = await self._department_of(conn, tenant, p.department_id)
+            await store.insert_chat(conn, tenant, chat_id, department_id, ENDED, "", "", "", "", CHATS)
             chat = await store.lock_chat(conn, tenant, chat_id)
         if chat["state"] not in (ENDED, MISSED):
             return
-        department_id = _id(chat["department_id"]) or await self._department_for(conn, tenant, p.department_id)
+        if chat["department_id"] is not None:
+            department_id, known = str(chat["department_id"]), True
+        else:
+            department_id, known = await self._department_of(conn, tenant, p.department_id)
+        if not known:
+            return await self._refuse_unknown_department(conn, tenant, chat_id, p.department_id)
         previous = None
         if p.agent_id:
             try:
@@ -592,7 +657,7 @@ class Routing:
                 previous = None
         if previous is not None and previous["availability"] == "online" \
                 and previous["active_chats"] < previous["max_chats"]:
-            await store.enqueue(conn, chat["id"], department_id, chat["crm"], chat["priority"])
+            await store.enqueue(conn, tenant, chat["id"], department_id, chat["crm"], chat["priority"])
             chat = await store.lock_chat(conn, tenant, chat_id)
             try:
                 async with conn.transaction():  # savepoint: at capacity after all -> the queue
@@ -606,20 +671,28 @@ class Routing:
     # --- transfer and invitation (ROUT-06, ROUT-07) ----------------------------------------
 
     async def transfer_chat(self, identity: Identity, chat_id: str, to_email: str, to_department: str,
-                            note: str) -> asyncpg.Record:
+                            note: str, request_id: str = "") -> asyncpg.Record:
+        """A transfer waiting for its target's answer. A retry with the same request_id
+        returns the transfer the first call created (as it is now) instead of a second one."""
         tenant = identity.tenant
+        chat_id = parse_uuid(chat_id, "chat_id")
         if bool(to_email) == bool(to_department):
             raise InvalidArgument("give exactly one of to_agent_email and to_department_name")
         note = _clean_note(note)
+        fingerprint = fingerprint_of(identity.role, identity.sub, chat_id, to_email.strip().lower(),
+                                     to_department.strip(), note)
 
         async def work(conn):
             chat = await self._locked_chat(conn, tenant, chat_id)
+            claim = await claim_request(conn, tenant, "TransferChat", request_id, fingerprint)
+            if claim.result_id:
+                return await store.transfer(conn, tenant, claim.result_id)
             if chat["state"] != ASSIGNED:
                 raise FailedPrecondition(f"chat {chat_id} is {chat['state']}; only an assigned chat can be transferred")
             owner = str(chat["agent_id"])
             if identity.role == "agent" and str((await self._me(conn, identity))["id"]) != owner:
                 raise PermissionDenied("only the agent who has the chat can transfer it")
-            if await store.pending_transfer_of_chat(conn, chat["id"]) is not None:
+            if await store.pending_transfer_of_chat(conn, tenant, chat["id"]) is not None:
                 raise FailedPrecondition(f"chat {chat_id} already has a transfer waiting for an answer")
             to_agent = to_dept = None
             if to_email:
@@ -642,6 +715,7 @@ class Routing:
                 to_dept = str(dept["id"])
             timeout = dept["accept_timeout_seconds"] if dept else DEFAULT_ACCEPT_TIMEOUT
             row = await store.insert_transfer(conn, tenant, chat["id"], owner, to_agent, to_dept, note)
+            await claim.record(conn, str(row["id"]))
             await timers.schedule(conn, tenant, TRANSFER_TIMEOUT, str(row["id"]), delay=timeout)
             await self.ctx.outbox.add(conn, tenant, ev.TransferRequested(
                 chat_id=str(chat["id"]), from_agent_id=owner, to_agent_id=to_agent or "",
@@ -649,7 +723,7 @@ class Routing:
                 note=note, transfer_id=str(row["id"])))
             return row
 
-        return await self._tx(work)
+        return await self.arrivals.run_for_chat(tenant, chat_id, lambda: self._tx(work))
 
     async def answer_transfer(self, identity: Identity, transfer_id: str, accept: bool, reason: str) -> asyncpg.Record:
         tenant = identity.tenant
@@ -662,7 +736,7 @@ class Routing:
             if found is None:
                 raise NotFound(f"transfer {transfer_id} does not exist")
             chat = await store.lock_chat(conn, tenant, found["chat_id"])
-            t = await conn.fetchrow("SELECT * FROM transfers WHERE id = $1 FOR UPDATE", found["id"])
+            t = await store.lock_transfer(conn, tenant, found["id"])
             me = await self._me(conn, identity)
             my_id = str(me["id"])
             if t["state"] != "pending":
@@ -670,19 +744,20 @@ class Routing:
             if t["to_agent_id"] is not None and str(t["to_agent_id"]) != my_id:
                 raise PermissionDenied("this transfer is addressed to another agent")
             if t["to_department_id"] is not None:
-                if my_id == str(t["from_agent_id"]) or not await store.is_department_member(conn, t["to_department_id"], me["id"]):
+                if my_id == str(t["from_agent_id"]) \
+                        or not await store.is_department_member(conn, tenant, t["to_department_id"], me["id"]):
                     raise PermissionDenied("this transfer is addressed to a department you are not in")
-                if await store.has_declined_transfer(conn, t["id"], me["id"]):
+                if await store.has_declined_transfer(conn, tenant, t["id"], me["id"]):
                     raise FailedPrecondition(f"you already declined transfer {transfer_id}")
             if not accept:
                 if t["to_department_id"] is not None:
-                    await store.record_transfer_decline(conn, t["id"], me["id"], reason)
-                    if await store.department_agents_left_to_answer(conn, t) > 0:
+                    await store.record_transfer_decline(conn, tenant, t["id"], me["id"], reason)
+                    if await store.department_agents_left_to_answer(conn, tenant, t) > 0:
                         return t  # others of the department may still take it
                 return await self._transfer_declined(conn, tenant, t, chat, reason or "declined", my_id, queues)
             queues.extend((await self._assign(conn, tenant, chat, me, "transferred", str(t["from_agent_id"])))[1])
             await timers.cancel(conn, TRANSFER_TIMEOUT, str(t["id"]))
-            return await store.finish_transfer(conn, t["id"], "accepted", me["id"], "")
+            return await store.finish_transfer(conn, tenant, t["id"], "accepted", me["id"], "")
 
         row = await self._tx(work)
         self._kick(queues)
@@ -692,13 +767,13 @@ class Routing:
                                  queues: list[Queue]) -> asyncpg.Record:
         """The chat stays with its agent, or goes back to the queue when that agent has gone offline."""
         await timers.cancel(conn, TRANSFER_TIMEOUT, str(t["id"]))
-        row = await store.finish_transfer(conn, t["id"], "declined", answered_by, reason)
+        row = await store.finish_transfer(conn, tenant, t["id"], "declined", answered_by, reason)
         previous = await store.agent(conn, tenant, t["from_agent_id"])
         returned = previous["availability"] == "offline" and chat["state"] == ASSIGNED \
             and chat["agent_id"] == t["from_agent_id"]
         if returned:
-            await store.release_capacity(conn, t["from_agent_id"])
-            await store.release_assignment(conn, chat["id"])
+            await store.release_capacity(conn, tenant, t["from_agent_id"])
+            await store.release_assignment(conn, tenant, chat["id"])
             queues.extend(await self._agent_queues(conn, tenant, str(t["from_agent_id"])))
             await self._enqueue(conn, tenant, chat["id"], _id(chat["department_id"]) or None, chat["visitor_email"])
         await self.ctx.outbox.add(conn, tenant, ev.TransferDeclined(
@@ -714,7 +789,7 @@ class Routing:
         locked, chat = await store.try_lock_chat(conn, timer.tenant, found["chat_id"])
         if not locked:
             return await self._retry_timer_later(conn, timer)
-        t = await conn.fetchrow("SELECT * FROM transfers WHERE id = $1 FOR UPDATE", found["id"])
+        t = await store.lock_transfer(conn, timer.tenant, found["id"])
         if t["state"] != "pending":
             return
         queues: list[Queue] = []
@@ -728,7 +803,10 @@ class Routing:
 
     async def invite_agent(self, identity: Identity, chat_id: str, email: str, agent_id: str,
                            note: str) -> asyncpg.Record:
+        """Its natural key is (chat, agent): a retry is refused as "already in this chat",
+        never a second membership, so it takes no request id."""
         tenant = identity.tenant
+        chat_id = parse_uuid(chat_id, "chat_id")
         if bool(email) == bool(agent_id):
             raise InvalidArgument("give exactly one of agent_email and agent_id")
         note = _clean_note(note)
@@ -740,7 +818,7 @@ class Routing:
             by = str(chat["agent_id"])
             if identity.role == "agent":
                 me = await self._me(conn, identity)
-                if me["id"] != chat["agent_id"] and not await store.is_member(conn, chat["id"], me["id"]):
+                if me["id"] != chat["agent_id"] and not await store.is_member(conn, tenant, chat["id"], me["id"]):
                     raise PermissionDenied("only the chat's agents can invite others into it")
                 by = str(me["id"])
             target = await self._agent(conn, tenant, agent_id, email)
@@ -754,21 +832,28 @@ class Routing:
                 chat_id=str(chat["id"]), agent_id=str(target["id"]), agent_name=target["name"], by_agent_id=by, note=note))
             return target
 
-        return await self._tx(work)
+        return await self.arrivals.run_for_chat(tenant, chat_id, lambda: self._tx(work))
 
     async def list_members(self, identity: Identity, chat_id: str) -> tuple[asyncpg.Record | None, list[asyncpg.Record]]:
-        async with self.ctx.pool.acquire() as conn:
-            chat = await store.chat(conn, identity.tenant, parse_uuid(chat_id, "chat_id"))
-            if chat is None:
-                raise NotFound(f"chat {chat_id} is not known to routing")
-            if identity.role == "visitor" and chat["visitor_id"] != identity.sub:
-                raise PermissionDenied("a visitor may only see the members of their own chat")
-            owner = await store.agent(conn, identity.tenant, chat["agent_id"]) if chat["agent_id"] else None
-            return owner, await store.members(conn, identity.tenant, chat["id"])
+        tenant = identity.tenant
+        chat_id = parse_uuid(chat_id, "chat_id")
+
+        async def look():
+            async with self.ctx.pool.acquire() as conn:
+                chat = await self._known_chat(conn, tenant, chat_id)
+                if identity.role == "visitor" and chat["visitor_id"] != identity.sub:
+                    raise PermissionDenied("a visitor may only see the members of their own chat")
+                owner = await store.agent(conn, tenant, chat["agent_id"]) if chat["agent_id"] else None
+                return owner, await store.members(conn, tenant, chat["id"])
+
+        return await self.arrivals.run_for_chat(tenant, chat_id, look)
 
     # --- team messaging (ROUT-08) --------------------------------------------------------
 
-    async def send_team_message(self, identity: Identity, to_id: str, to_email: str, text: str) -> asyncpg.Record:
+    async def send_team_message(self, identity: Identity, to_id: str, to_email: str, text: str,
+                                request_id: str = "") -> asyncpg.Record:
+        """A direct message or a board post. A retry with the same request_id returns the
+        message the first call sent instead of sending it twice."""
         text = (text or "").strip()
         if not text:
             raise InvalidArgument("text is required")
@@ -779,6 +864,10 @@ class Routing:
 
         async def work(conn):
             me = await self._me(conn, identity)
+            claim = await claim_request(conn, identity.tenant, "SendTeamMessage", request_id, fingerprint_of(
+                str(me["id"]), to_id, to_email.strip().lower(), text))
+            if claim.result_id:
+                return await store.team_message(conn, identity.tenant, claim.result_id)
             to = None
             if to_id or to_email:
                 target = await self._agent(conn, identity.tenant, to_id, to_email, what="recipient")
@@ -786,6 +875,7 @@ class Routing:
                     raise InvalidArgument("cannot send a direct message to yourself")
                 to = target["id"]
             row = await store.insert_team_message(conn, identity.tenant, me["id"], to, text)
+            await claim.record(conn, str(row["id"]))
             await store.notify(conn, TEAM, identity.tenant)
             return row
 

@@ -25,6 +25,7 @@ MANAGERS = {ADMIN, SERVICE_ROLE}
 POLICY = {
     "UpsertDepartment": MANAGERS,
     "ListDepartments": STAFF,
+    "GetDepartment": STAFF,  # conversation asks it (service token) before StartChat
     "UpsertAgent": MANAGERS,
     "GetAgent": STAFF,
     "ListAgents": STAFF,

@@ -13,8 +13,11 @@ from collections import defaultdict
 
 from kaiwa_common.listener import PgListener
 
+from .arrivals import CHATS
+
 OFFERS = "routing_offers"   # key: <tenant>/<agent id>
 TEAM = "routing_team"       # key: <tenant>
+# and arrivals.CHATS, key <tenant>/<chat id>: a chat routing has just learned.
 
 
 def offers_key(tenant: str, agent_id: str) -> str:
@@ -49,5 +52,5 @@ class Notifier:
                 event.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        channels = {channel: (lambda key, channel=channel: self._wake(channel, key)) for channel in (OFFERS, TEAM)}
+        channels = {channel: (lambda key, channel=channel: self._wake(channel, key)) for channel in (OFFERS, TEAM, CHATS)}
         await PgListener(self._database_url(), channels, on_connect=self._wake_all).run(stop)

@@ -54,6 +54,7 @@ class Router:
         self.ctx = ctx
         self._dirty: dict[tuple[str, str | None], bool] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._closing = False
 
     # --- the pass ---------------------------------------------------------------------
 
@@ -97,19 +98,18 @@ class Router:
             last = page[-1]
             after = (last["priority_rank"], last["queued_at"], last["id"])
             asked: dict = defaultdict(lambda: defaultdict(set))
-            for row in await store.offers_for_chats(conn, [c["id"] for c in page]):
+            for row in await store.offers_for_chats(conn, tenant, [c["id"] for c in page]):
                 asked[row["chat_id"]][row["kind"]].add(str(row["agent_id"]))
             for chat in page:
                 if not with_room:
                     break
                 groups = self._groups(chat, strategy, pool_group, by_id, by_email, rules, department_id)
                 mode, chosen = self._pick(groups, asked[chat["id"]], slots)
-                if not chosen or not await self._offer(conn, tenant, chat, mode, chosen, accept_timeout):
-                    continue
-                for c in chosen:
-                    slots[c.agent_id] -= 1
-                    with_room -= slots[c.agent_id] == 0
-                offered_chats += 1
+                offered = await self._offer(conn, tenant, chat, mode, chosen, accept_timeout) if chosen else []
+                for agent_id in offered:
+                    slots[agent_id] -= 1
+                    with_room -= slots[agent_id] == 0
+                offered_chats += bool(offered)
         more = scanned >= max_scan and with_room and page
         return offered_chats, after if more else None
 
@@ -144,24 +144,30 @@ class Router:
         retry = [c for c in group if c.agent_id in timed_out and c.agent_id not in offered and slots[c.agent_id] > 0]
         return mode, choose(mode, retry)
 
-    async def _offer(self, conn, tenant, chat, mode, chosen, accept_timeout) -> bool:
-        """False: the chat is locked by another transaction or no longer waits (left alone)."""
-        agent_ids = [c.agent_id for c in chosen]
+    async def _offer(self, conn, tenant, chat, mode, chosen, accept_timeout) -> list[str]:
+        """The agents the chat is now offered to: those chosen who are still online (the
+        candidates were read earlier in the pass; see store.offer_chat). []: the chat is
+        locked by another transaction, no longer waits, or nobody chosen is online now."""
         single = mode != "ring_all"
-        if not await store.offer_chat(conn, tenant, chat["id"], chat["department_id"], agent_ids, single, OFFERS):
-            return False
+        offered = await store.offer_chat(conn, tenant, chat["id"], chat["department_id"],
+                                         [c.agent_id for c in chosen], single, OFFERS)
+        if not offered:
+            return []
         department_id = str(chat["department_id"]) if chat["department_id"] else ""
         if single:
             await timers.schedule(conn, tenant, OFFER_TIMEOUT, str(chat["id"]), delay=accept_timeout,
-                                  payload={"agent_id": agent_ids[0]})
+                                  payload={"agent_id": offered[0]})
         await self.ctx.outbox.add(conn, tenant, ev.ChatOffered(chat_id=str(chat["id"]), department_id=department_id,
-                                                               agent_ids=agent_ids))
-        return True
+                                                               agent_ids=offered))
+        return offered
 
     # --- background passes ------------------------------------------------------------
 
     def kick(self, tenant: str, department_id: str | None) -> None:
-        """Run a pass for this queue soon, in this process (after the caller committed)."""
+        """Run a pass for this queue soon, in this process (after the caller committed).
+        Shutting down: nothing (the sweep of any replica, or of this one restarted, does it)."""
+        if self._closing:
+            return
         key = (tenant, department_id)
         if key in self._dirty:
             self._dirty[key] = True  # a pass is running: run once more after it
@@ -181,7 +187,7 @@ class Router:
                     # while the pass goes on, instead of all at its end. Passes of this
                     # queue elsewhere may run in between; each chunk re-reads the state.
                     after, scanned = None, 0
-                    while scanned < MAX_SCAN:
+                    while scanned < MAX_SCAN and not self._closing:
                         async with unit_of_work(self.ctx.pool) as conn:
                             _, after = await self.route_part(conn, tenant, department_id, after, PAGE)
                         scanned += PAGE
@@ -190,7 +196,7 @@ class Router:
                 except Exception as exc:  # the sweep will come back to this queue
                     log.warning("routing pass failed", extra={"fields": {"tenant": tenant, "error": repr(exc)}})
                     return
-                if not self._dirty.get(key):
+                if not self._dirty.get(key) or self._closing:
                     return
         finally:
             self._dirty.pop(key, None)
@@ -214,7 +220,22 @@ class Router:
             except Exception as exc:
                 log.warning("sweep failed", extra={"fields": {"error": repr(exc)}})
 
-    async def close(self) -> None:
-        for task in list(self._tasks):
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop background passes: no new ones, the running ones end after their current
+        page (one transaction), and only those still running after `grace` are cancelled.
+
+        Never cancelled twice: a task cancelled in the middle of a query rolls its
+        transaction back when it unwinds, but a second cancellation during that rollback
+        leaves the connection inside the transaction, and asyncpg reports it when the
+        pool takes it back ("Resetting connection with an active transaction"). So the
+        passes are awaited with asyncio.wait, which leaves them alone if close() itself is
+        cancelled (as the service's shutdown does to its workers), never with gather."""
+        self._closing = True
+        running = set(self._tasks)
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=grace)
+        for task in late:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if late:
+            await asyncio.wait(late)

@@ -1,26 +1,36 @@
-"""Routing test kit: the service in-process, call metadata, and the real bus.
+"""Routing test kit: the service in-process next to the real conversation service, call
+metadata, and the real bus.
 
-Conversation events are published as real Event envelopes on kaiwa.conversation.<type>
-with Nats-Msg-Id, as the conversation service's relay does; routing's own events are
-read back from kaiwa.routing.> on the same bus.
+Most tests publish conversation events themselves, as real Event envelopes on
+kaiwa.conversation.<type> with Nats-Msg-Id, as the conversation service's relay does;
+routing's own events are read back from kaiwa.routing.> on the same bus. The conversation
+service runs too (its own schema, same bus): routing asks it whether a chat it has not
+heard of exists (arrivals.py), and tests start chats through its StartChat. Its consumer
+of routing's events is left out: it would park in its dead-letter table every routing
+event of the chats routing's tests publish straight on the bus, which it never started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import uuid
 from dataclasses import dataclass, field
 
 import nats
 import pytest
+from kaiwa.conversation.v1.conversation_pb2_grpc import ConversationServiceStub
 from kaiwa.events.v1 import conversation_pb2 as conv
 from kaiwa.events.v1.envelope_pb2 import Event
 from kaiwa.routing.v1 import routing_pb2 as pb
 from kaiwa.routing.v1.routing_pb2_grpc import RoutingServiceStub
 
+from kaiwa_common.app import ServiceRunner
 from kaiwa_common.config import Settings
+from kaiwa_common.devservers import free_port
 from kaiwa_common.events import make_event, subject
+from kaiwa_conversation.main import make_spec as conversation_spec
 from kaiwa_routing.main import SPEC
 from tests.fixtures import auth, channel_to, running
 
@@ -139,10 +149,36 @@ class Kit:
 
 
 @pytest.fixture(scope="module")
-async def routing_service():
-    async with running(SPEC) as runner:
+async def conversation():
+    """The conversation service (runner, stub), or None in a module that overrides this
+    fixture to test routing with conversation out of reach."""
+    schema = f"conv_{uuid.uuid4().hex[:8]}"
+    spec = dataclasses.replace(conversation_spec(schema=schema), consumers=lambda ctx: [])
+    async with running(spec, schema=schema) as runner:
+        async with channel_to(runner) as channel:
+            yield runner, ConversationServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+async def routing_service(conversation):
+    """Routing, wired to this module's conversation service and back. The channels are
+    opened while the addresses are in the environment, so no other service of the test
+    session sees them."""
+    peer = conversation[0] if conversation is not None else None
+    nobody = f"127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("KAIWA_CONVERSATION_ADDR", f"127.0.0.1:{peer.port}" if peer else nobody)
+        runner = await ServiceRunner(SPEC, Settings(), port=0).start()
+        runner.ctx.channel("conversation")
+    if peer is not None:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("KAIWA_ROUTING_ADDR", f"127.0.0.1:{runner.port}")
+            peer.ctx.channel("routing")
+    try:
         async with channel_to(runner) as channel:
             yield runner, RoutingServiceStub(channel)
+    finally:
+        await runner.stop(grace=1)
 
 
 @pytest.fixture(scope="module")

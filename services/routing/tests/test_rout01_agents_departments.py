@@ -89,7 +89,8 @@ async def test_rout01_bad_input_is_refused_with_clear_status_and_nothing_written
     visitor = kit.visitor("v-1")
     assert await code(stub.UpsertAgent(pb.UpsertAgentRequest(email="c@example.com", name="C", max_chats=1),
                                        metadata=visitor)) == grpc.StatusCode.PERMISSION_DENIED
-    assert await code(stub.UpsertDepartment(pb.UpsertDepartmentRequest(name="X"), metadata=me)) == grpc.StatusCode.PERMISSION_DENIED
+    assert await code(stub.UpsertDepartment(pb.UpsertDepartmentRequest(name="X"), metadata=me)) \
+        == grpc.StatusCode.PERMISSION_DENIED
     assert await code(stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE),
                                            metadata=visitor)) == grpc.StatusCode.PERMISSION_DENIED
     # Availability.

@@ -48,7 +48,7 @@ async def replicas():
         ports.append(port)
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{p}") for p in ports]
     try:
-        for channel, proc in zip(channels, procs):
+        for channel, proc in zip(channels, procs, strict=True):
             health = health_pb2_grpc.HealthStub(channel)
             for _ in range(600):
                 assert proc.poll() is None, "a routing replica exited while starting"
@@ -67,7 +67,7 @@ async def replicas():
             await channel.close()
         for proc in procs:
             proc.terminate()
-        for proc, log in zip(procs, logs):
+        for proc, log in zip(procs, logs, strict=True):
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:

@@ -145,7 +145,8 @@ async def test_rout03_rules_bad_input(kit):
         pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=0, conditions=good),
         pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1),
         pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1, conditions=[cond("salary", pb.OPERATOR_EQUALS, "1")]),
-        pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1, conditions=[cond("deals.open_amount", pb.OPERATOR_AT_LEAST, "lots")]),
+        pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1,
+                conditions=[cond("deals.open_amount", pb.OPERATOR_AT_LEAST, "lots")]),
         pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1, conditions=[cond("visitor_type", pb.OPERATOR_UNSPECIFIED, "x")]),
         pb.Rule(kind=pb.RULE_KIND_ASSIGNMENT, name="r", order=1, conditions=good),
         pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1, conditions=good, agent_ids=[agent.id]),
@@ -164,8 +165,10 @@ async def test_rout03_rules_bad_input(kit):
     assert await status_of(kit.stub.UpsertRule(ok, metadata=kit.as_agent(agent.id))) == grpc.StatusCode.PERMISSION_DENIED
     saved = await kit.stub.UpsertRule(ok, metadata=admin)
     elsewhere = auth(f"{kit.tenant}-x", "admin", "admin")
-    assert await status_of(kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=saved.id), metadata=elsewhere)) == grpc.StatusCode.NOT_FOUND
+    assert await status_of(kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=saved.id), metadata=elsewhere)) \
+        == grpc.StatusCode.NOT_FOUND
     assert await status_of(kit.stub.UpsertRule(pb.Rule(id=saved.id, kind=pb.RULE_KIND_PRIORITY, name="stolen", order=1,
                                                        conditions=good), metadata=elsewhere)) == grpc.StatusCode.NOT_FOUND
-    assert await status_of(kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=""), metadata=admin)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert await status_of(kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=""), metadata=admin)) \
+        == grpc.StatusCode.INVALID_ARGUMENT
     assert [r.name for r in (await kit.stub.ListRules(pb.ListRulesRequest(), metadata=admin)).rules] == ["r"]

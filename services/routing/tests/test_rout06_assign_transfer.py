@@ -166,7 +166,8 @@ async def test_rout06_transfer_bad_input(kit):
     assert await status_of(transfer(chat_id=chat, to_agent_email="b@example.com")) == grpc.StatusCode.FAILED_PRECONDITION
     queued = await kit.start_chat(empty.id)
     await kit.wait_state(queued, pb.ASSIGNMENT_STATE_QUEUED)
-    assert await status_of(transfer(kit.admin(), chat_id=queued, to_agent_email="b@example.com")) == grpc.StatusCode.FAILED_PRECONDITION
+    assert await status_of(transfer(kit.admin(), chat_id=queued, to_agent_email="b@example.com")) \
+        == grpc.StatusCode.FAILED_PRECONDITION
     answer = lambda md, **kw: kit.stub.AnswerTransfer(pb.AnswerTransferRequest(**kw), metadata=md)
     assert await status_of(answer(kit.as_agent(b.id), transfer_id="x")) == grpc.StatusCode.INVALID_ARGUMENT
     assert await status_of(answer(kit.as_agent(b.id), transfer_id=str(uuid.uuid4()))) == grpc.StatusCode.NOT_FOUND
