@@ -161,7 +161,8 @@ class ConversationClient:
 
         ids = []
         for _ in range(n):
-            chat = await self.stub.StartChat(pb.StartChatRequest(channel=pb.CHANNEL_WEB, department_id="bench"),
+            # No department: StartChat asks routing about a department only when one is given.
+            chat = await self.stub.StartChat(pb.StartChatRequest(channel=pb.CHANNEL_WEB),
                                              metadata=self.visitor(f"v-{uuid.uuid4().hex[:8]}"))
             event = make_event("routing", self.tenant, ChatAssigned(chat_id=chat.id, agent_id="bench-agent",
                                                                     agent_name="Bench", how="accepted"))

@@ -15,45 +15,58 @@ from . import convert, store, transcript
 from .domain.system_messages import locale_of
 from .handlers import Actor, Conversation, SendCommand
 from .live import TYPING, WAKE, LiveHub
+from .assignment import AssignmentGate
 from .reads import Reads, visible
+from .start import ChatStarter, StartRequest
 
 REPLAY_BATCH = 500
 POLL_SECONDS = 5.0
 
 
 class ConversationApi(pb_grpc.ConversationServiceServicer):
-    def __init__(self, ctx, conversation: Conversation, reads: Reads, hub: LiveHub):
+    def __init__(self, ctx, conversation: Conversation, reads: Reads, hub: LiveHub, starter: ChatStarter,
+                 gate: AssignmentGate):
         self.ctx = ctx
         self.conversation = conversation
         self.reads = reads
         self.hub = hub
+        self.starter = starter
+        self.gate = gate  # ROUT-02: calls that depend on routing's events run through it
 
     # --- chats ---------------------------------------------------------------------
 
     async def StartChat(self, request: pb.StartChatRequest, context) -> pb.Chat:
-        chat = await self.conversation.start_chat(
-            Actor.current(), channel_name=convert.channel_name(request.channel), department_id=request.department_id,
+        chat, people = await self.starter.start(Actor.current(), StartRequest(
+            channel=convert.channel_name(request.channel), department_id=request.department_id,
             question=request.question, visitor_name=request.visitor_name, visitor_email=request.visitor_email,
-            visitor_id=request.visitor_id, bot_id=request.bot_id)
-        return convert.chat_pb(chat, [])
+            visitor_id=request.visitor_id, bot_id=request.bot_id, request_id=request.request_id))
+        return convert.chat_pb(chat, people)
 
     async def GetChat(self, request: pb.GetChatRequest, context) -> pb.Chat:
         chat, people = await self.conversation.read_chat(Actor.current(), request.chat_id)
         return convert.chat_pb(chat, people)
 
     async def EndChat(self, request: pb.EndChatRequest, context) -> pb.Chat:
-        chat = await self.conversation.end_chat(Actor.current(), request.chat_id, request.countdown_seconds)
+        actor = Actor.current()
+        chat = await self.gate.run(actor.tenant, lambda: self.conversation.end_chat(
+            actor, request.chat_id, request.countdown_seconds))
         return await self._chat(chat)
 
     async def CancelEndChat(self, request, context) -> pb.Chat:
-        return await self._chat(await self.conversation.cancel_end(Actor.current(), request.chat_id))
+        actor = Actor.current()
+        return await self._chat(await self.gate.run(actor.tenant, lambda: self.conversation.cancel_end(
+            actor, request.chat_id)))
 
     async def CompleteChat(self, request, context) -> pb.Chat:
-        return await self._chat(await self.conversation.complete(Actor.current(), request.chat_id))
+        actor = Actor.current()
+        return await self._chat(await self.gate.run(actor.tenant, lambda: self.conversation.complete(
+            actor, request.chat_id)))
 
     async def ReopenChat(self, request: pb.ReopenChatRequest, context) -> pb.Chat:
+        actor = Actor.current()
         template = convert.rich_in(request.template) if request.HasField("template") else None
-        return await self._chat(await self.conversation.reopen(Actor.current(), request.chat_id, template))
+        return await self._chat(await self.gate.run(actor.tenant, lambda: self.conversation.reopen(
+            actor, request.chat_id, template)))
 
     async def HandOverToHuman(self, request, context) -> pb.Chat:
         chat = await self.conversation.hand_over(Actor.current(), request.chat_id, request.summary,
@@ -81,7 +94,8 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
             if request.HasField("channel_sent_at") else None)
         if request.reply_to_seq < 0:
             raise InvalidArgument("reply_to_seq must not be negative")
-        rows = await self.conversation.send_message(Actor.current(), cmd)
+        actor = Actor.current()
+        rows = await self.gate.run(actor.tenant, lambda: self.conversation.send_message(actor, cmd))
         locale = locale_of(request.locale)
         first = convert.message_pb(rows[0], locale)
         first.continuation.extend(convert.message_pb(r, locale) for r in rows[1:])
@@ -99,19 +113,22 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
         if request.seq <= 0:
             raise InvalidArgument("seq must be a message's sequence number (> 0)")
         template = convert.rich_in(request.template) if request.HasField("template") else None
-        rows = await self.conversation.resend(Actor.current(), request.chat_id, request.seq, template)
+        actor = Actor.current()
+        rows = await self.gate.run(actor.tenant, lambda: self.conversation.resend(
+            actor, request.chat_id, request.seq, template, request.request_id))
         first = convert.message_pb(rows[0], "en")
         first.continuation.extend(convert.message_pb(r, "en") for r in rows[1:])
         return first
 
     async def PostSystemEvent(self, request: pb.PostSystemEventRequest, context) -> pb.Message:
         row = await self.conversation.post_system(Actor.current(), request.chat_id, request.type,
-                                                  dict(request.params))
+                                                  dict(request.params), request.request_id)
         return convert.message_pb(row, "en")
 
     async def NotifyTyping(self, request: pb.NotifyTypingRequest, context) -> pb.NotifyTypingResponse:
         actor = Actor.current()
-        chat, sender_kind, sender_id = await self.conversation.typing_check(actor, request.chat_id)
+        chat, sender_kind, sender_id = await self.gate.run(actor.tenant, lambda: self.conversation.typing_check(
+            actor, request.chat_id))
         cancelled = False
         if sender_kind == "visitor" and request.typing and chat["countdown_ends_at"] is not None:
             cancelled = await self.conversation.visitor_input(actor, chat["id"])
@@ -224,7 +241,8 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
             for chat, people, messages, more in histories])
 
     async def AddNote(self, request: pb.AddNoteRequest, context) -> pb.Note:
-        row = await self.reads.add_note(Actor.current(), request.chat_id, request.visitor_id, request.text)
+        row = await self.reads.add_note(Actor.current(), request.chat_id, request.visitor_id, request.text,
+                                        request.request_id)
         return convert.note_pb(row)
 
     async def ListNotes(self, request: pb.ListNotesRequest, context) -> pb.ListNotesResponse:

@@ -4,7 +4,6 @@ numbers, state and outbox events always change together and in order."""
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -12,11 +11,12 @@ from typing import AsyncIterator
 
 import asyncpg
 from kaiwa.events.v1.conversation_pb2 import (
-    BotHandedOver, ChatCompleted, ChatEnded, ChatReopened, ChatStarted, MessageSent)
+    BotHandedOver, ChatCompleted, ChatEnded, ChatReopened, MessageSent)
 
 from kaiwa_common import timers
 from kaiwa_common.auth import current_identity
 from kaiwa_common.db import unit_of_work
+from kaiwa_common.idempotency import claim_request, fingerprint_of
 from kaiwa_common.errors import (
     FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_uuid)
 
@@ -27,11 +27,12 @@ from .domain.channels import Channel, channel
 from .domain.messages import (
     FAILURE_REASONS, MAX_NOTE, Draft, Span, check_file, check_link, check_rich, check_spans, check_text,
     is_emoji_only, next_status, split)
+from .assignment import MEMBER, OWNER, NotAssignedYet
+from .routing_client import RoutingClient
 from .writer import ChatWriter, now
 
 COUNTDOWN = "conversation.countdown"
 INACTIVITY = "conversation.inactivity"
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,9 @@ def window_closed(chat: dict) -> bool:
 
 
 class Conversation:
-    def __init__(self, ctx, schema: str, countdown_scale: float = 1.0):
+    def __init__(self, ctx, schema: str, countdown_scale: float = 1.0, routing: RoutingClient | None = None):
         self.ctx = ctx
+        self.routing = routing or RoutingClient(ctx)
         self.notify_channel = f"kaiwa_live_{schema}"
         self.countdown_scale = countdown_scale
 
@@ -140,39 +142,6 @@ class Conversation:
             chat = self.check_read(actor, await store.get_chat(conn, actor.tenant, chat_id), chat_id)
             people = (await store.participants(conn, actor.tenant, [chat["id"]])).get(str(chat["id"]), [])
         return chat, people
-
-    # --- CONV-05: start -------------------------------------------------------------
-
-    async def start_chat(self, actor: Actor, *, channel_name: str, department_id: str, question: str,
-                         visitor_name: str, visitor_email: str, visitor_id: str, bot_id: str) -> dict:
-        if actor.role == "visitor":
-            if visitor_id and visitor_id != actor.sub:
-                raise PermissionDenied("a visitor token starts chats for its own visitor only; leave visitor_id empty")
-            visitor_id = actor.sub
-        visitor_id = short(visitor_id, "visitor_id", 128, required=True)
-        department_id = short(department_id, "department_id", 64, required=not bot_id)
-        bot_id = short(bot_id, "bot_id", 64)
-        visitor_name = short(visitor_name, "visitor_name", 100)
-        visitor_email = short(visitor_email, "visitor_email", 254)
-        if visitor_email and not _EMAIL.match(visitor_email):
-            raise InvalidArgument(f"visitor_email {visitor_email!r} is not an e-mail address")
-        question = short(question, "question", 2000)
-        state = lc.BOT if bot_id else lc.QUEUED
-        chat = {"id": uuid.uuid4(), "channel": channel_name, "state": state, "department_id": department_id,
-                "visitor_id": visitor_id, "visitor_name": visitor_name, "visitor_email": visitor_email,
-                "question": question, "bot_id": bot_id}
-        async with unit_of_work(self.ctx.pool) as conn:
-            chat = await store.insert_chat(conn, actor.tenant, chat)
-            w = ChatWriter(conn, self.ctx.outbox, self.notify_channel, chat)
-            await w.snapshot()
-            if question:
-                await w.append([Draft(kind="text", text=question)], "visitor", visitor_id, outgoing=False)
-            await w.publish(ChatStarted(
-                chat_id=str(chat["id"]), channel=f"CHANNEL_{channel_name.upper()}", department_id=department_id,
-                visitor_id=visitor_id, visitor_name=visitor_name, visitor_email=visitor_email, question=question,
-                state=state))
-            await w.finish()
-        return chat
 
     # --- CONV-02/11/12/13: send ---------------------------------------------------------
 
@@ -281,7 +250,7 @@ class Conversation:
                 return "bot", chat["bot_id"] or actor.sub
             return "visitor", chat["visitor_id"]
         if not await self._member(conn, chat, actor.sub):
-            raise PermissionDenied(f"agent {actor.sub} is not in this chat")
+            raise NotAssignedYet(f"agent {actor.sub} is not in this chat", chat["id"], actor.sub, MEMBER)
         return "agent", actor.sub
 
     async def _draft(self, conn, cmd: SendCommand, ch: Channel, sender_kind: str, chat: dict) -> Draft:
@@ -366,7 +335,8 @@ class Conversation:
                 if countdown:
                     raise PermissionDenied("only the agent starts an end countdown")
             elif actor.role == "agent" and chat["agent_id"] != actor.sub:
-                raise PermissionDenied("only the assigned agent (or an admin) can end this chat")
+                raise NotAssignedYet("only the assigned agent (or an admin) can end this chat", chat_id, actor.sub,
+                                     OWNER)
             if countdown:
                 if chat["state"] != lc.OPEN:
                     raise FailedPrecondition(f"a countdown needs an open chat (the chat is {chat['state']})")
@@ -383,7 +353,8 @@ class Conversation:
         chat_id = parse_uuid(chat_id, "chat_id")
         async with self.writing(actor.tenant, chat_id) as w:
             if actor.role == "agent" and w.chat["agent_id"] != actor.sub:
-                raise PermissionDenied("only the assigned agent (or an admin) can cancel the end countdown")
+                raise NotAssignedYet("only the assigned agent (or an admin) can cancel the end countdown", chat_id,
+                                     actor.sub, OWNER)
             if w.chat["countdown_ends_at"] is None:
                 raise FailedPrecondition("no end countdown is running")
             await self._cancel_countdown(w, by="agent")
@@ -434,6 +405,8 @@ class Conversation:
     async def _complete(self, w: ChatWriter, actor: Actor | None, reason: str) -> None:
         chat = w.chat
         if actor is not None and not (actor.role == "agent" and chat["agent_id"] == actor.sub):
+            if actor.role == "agent":
+                raise NotAssignedYet("only the assigned agent can complete this chat", chat["id"], actor.sub, OWNER)
             raise PermissionDenied("only the assigned agent can complete this chat")
         try:
             lc.next_state(chat["state"], lc.COMPLETE, has_owner=bool(chat["agent_id"]))
@@ -459,7 +432,7 @@ class Conversation:
         async with self.writing(actor.tenant, chat_id) as w:
             chat = w.chat
             if actor.role == "agent" and chat["agent_id"] != actor.sub:
-                raise PermissionDenied("only the chat's agent (or an admin) can reopen it")
+                raise NotAssignedYet("only the chat's agent (or an admin) can reopen it", chat_id, actor.sub, OWNER)
             ch = channel(chat["channel"])
             draft = None
             if template is not None:
@@ -546,12 +519,18 @@ class Conversation:
                 message.update(status=new, failure_reason=reason)
             return message
 
-    async def resend(self, actor: Actor, chat_id: str, seq: int, template: dict | None) -> list[dict]:
+    async def resend(self, actor: Actor, chat_id: str, seq: int, template: dict | None,
+                     request_id: str = "") -> list[dict]:
         chat_id = parse_uuid(chat_id, "chat_id")
         async with self.writing(actor.tenant, chat_id) as w:
             chat = w.chat
             if not await self._member(w.conn, chat, actor.sub):
-                raise PermissionDenied(f"agent {actor.sub} is not in this chat")
+                raise NotAssignedYet(f"agent {actor.sub} is not in this chat", chat_id, actor.sub, MEMBER)
+            claim = await claim_request(w.conn, actor.tenant, f"ResendMessage:{actor.sub}", request_id,
+                                        fingerprint_of(str(chat_id), seq, template))
+            if claim.result_id:
+                first, count = (int(x) for x in claim.result_id.split(":"))
+                return await store.messages_from(w.conn, actor.tenant, chat_id, first, count)
             original = await store.message(w.conn, actor.tenant, chat_id, seq)
             if original is None:
                 raise NotFound(f"message {seq} not found in this chat")
@@ -573,7 +552,9 @@ class Conversation:
             if window_closed(chat) and (draft.rich or {}).get("type") != "template":
                 raise FailedPrecondition(f"the {chat['channel']} session window has closed: "
                                          "resend with an approved template")
-            return await w.append(split(draft, ch.max_text), "agent", actor.sub, outgoing=True, resent_from_seq=seq)
+            rows = await w.append(split(draft, ch.max_text), "agent", actor.sub, outgoing=True, resent_from_seq=seq)
+            await claim.record(w.conn, f"{rows[0]['seq']}:{len(rows)}")
+            return rows
 
     # --- typing ----------------------------------------------------------------------
 
@@ -588,7 +569,7 @@ class Conversation:
             return chat, "visitor", chat["visitor_id"]
         async with self.ctx.pool.acquire() as conn:
             if not await self._member(conn, chat, actor.sub):
-                raise PermissionDenied(f"agent {actor.sub} is not in this chat")
+                raise NotAssignedYet(f"agent {actor.sub} is not in this chat", chat["id"], actor.sub, MEMBER)
         return chat, "agent", actor.sub
 
     async def visitor_input(self, actor: Actor, chat_id) -> bool:
@@ -601,7 +582,8 @@ class Conversation:
 
     # --- CONV-03/15: system events and bot handover ---------------------------------
 
-    async def post_system(self, actor: Actor, chat_id: str, type_name: str, params: dict[str, str]) -> dict:
+    async def post_system(self, actor: Actor, chat_id: str, type_name: str, params: dict[str, str],
+                          request_id: str = "") -> dict:
         chat_id = parse_uuid(chat_id, "chat_id")
         if len(params) > 10 or any(len(k) > 40 or len(v) > 200 or "\x00" in v for k, v in params.items()):
             raise InvalidArgument("params: at most 10, names up to 40 and values up to 200 characters")
@@ -610,12 +592,21 @@ class Conversation:
         except ValueError as exc:
             raise invalid(exc) from None
         async with self.writing(actor.tenant, chat_id) as w:
-            return await w.system(type_name, **params)
+            claim = await claim_request(w.conn, actor.tenant, f"PostSystemEvent:{actor.sub}", request_id,
+                                        fingerprint_of(str(chat_id), type_name, params))
+            if claim.result_id:
+                return (await store.messages_from(w.conn, actor.tenant, chat_id, int(claim.result_id), 1))[0]
+            row = await w.system(type_name, **params)
+            await claim.record(w.conn, str(row["seq"]))
+            return row
 
     async def hand_over(self, actor: Actor, chat_id: str, summary: str, department_id: str) -> dict:
         chat_id = parse_uuid(chat_id, "chat_id")
         summary = short(summary, "summary", 2000)
         department_id = short(department_id, "department_id", 64)
+        if department_id:  # like StartChat: one of the tenant's departments (routing says)
+            department_id = parse_uuid(department_id, "department_id")
+            await self.routing.check_department(actor.tenant, department_id)
         async with self.writing(actor.tenant, chat_id) as w:
             chat = w.chat
             try:

@@ -12,10 +12,13 @@ from kaiwa_common.errors import FailedPrecondition
 
 from . import transcript
 from .api import ConversationApi
+from .assignment import SETTLE_SECONDS, AssignmentGate
 from .consumers import routing_consumer
 from .handlers import COUNTDOWN, INACTIVITY, Conversation
 from .live import LiveHub
 from .reads import Reads
+from .routing_client import RoutingClient
+from .start import ChatStarter
 
 log = logging.getLogger("kaiwa.conversation")
 
@@ -53,14 +56,19 @@ POLICY: dict[str, set[str]] = {
 }
 
 
-def make_spec(schema: str = "conversation", countdown_scale: float = 1.0) -> ServiceSpec:
-    """countdown_scale < 1 compresses the 30-90 s countdowns (tests only)."""
-    parts: dict[int, tuple[Conversation, Reads, LiveHub]] = {}
+def make_spec(schema: str = "conversation", countdown_scale: float = 1.0,
+              settle_seconds: float = SETTLE_SECONDS) -> ServiceSpec:
+    """countdown_scale < 1 compresses the 30-90 s countdowns (tests only); settle_seconds
+    bounds the wait for a routing event routing says is on its way (ROUT-02)."""
+    parts: dict[int, tuple[Conversation, Reads, LiveHub, ChatStarter, AssignmentGate]] = {}
 
     def build(ctx):
         if id(ctx) not in parts:
-            conversation = Conversation(ctx, schema, countdown_scale)
-            parts[id(ctx)] = (conversation, Reads(ctx, conversation), LiveHub(ctx, schema))
+            routing = RoutingClient(ctx)
+            conversation = Conversation(ctx, schema, countdown_scale, routing)
+            hub = LiveHub(ctx, schema)
+            parts[id(ctx)] = (conversation, Reads(ctx, conversation), hub, ChatStarter(conversation, routing),
+                              AssignmentGate(ctx, routing, hub, settle_seconds))
         return parts[id(ctx)]
 
     def add_servicers(server, ctx) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from kaiwa_common.db import unit_of_work
 from kaiwa_common.errors import InvalidArgument, NotFound, PermissionDenied, parse_uuid
+from kaiwa_common.idempotency import claim_request, fingerprint_of
 
 from . import store
 from .domain import system_messages as sysmsg
@@ -126,7 +127,7 @@ class Reads:
 
     # --- notes -------------------------------------------------------------------------
 
-    async def add_note(self, actor: Actor, chat_id: str, visitor_id: str, text: str) -> dict:
+    async def add_note(self, actor: Actor, chat_id: str, visitor_id: str, text: str, request_id: str = "") -> dict:
         chat_id, visitor_id = self._note_target(chat_id, visitor_id)
         text = (text or "").strip()
         try:
@@ -136,7 +137,13 @@ class Reads:
         async with unit_of_work(self.ctx.pool) as conn:
             if chat_id and await store.get_chat(conn, actor.tenant, chat_id) is None:
                 raise NotFound(f"chat {chat_id} not found")
-            return await store.add_note(conn, actor.tenant, chat_id, visitor_id, actor.sub, text)
+            claim = await claim_request(conn, actor.tenant, f"AddNote:{actor.sub}", request_id,
+                                        fingerprint_of(chat_id, visitor_id, text))
+            if claim.result_id:
+                return await store.note(conn, actor.tenant, claim.result_id)
+            note = await store.add_note(conn, actor.tenant, chat_id, visitor_id, actor.sub, text)
+            await claim.record(conn, str(note["id"]))
+            return note
 
     async def list_notes(self, actor: Actor, chat_id: str, visitor_id: str, size: int, token: str):
         chat_id, visitor_id = self._note_target(chat_id, visitor_id)

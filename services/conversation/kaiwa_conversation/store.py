@@ -25,6 +25,14 @@ async def insert_chat(conn: asyncpg.Connection, tenant: str, chat: dict) -> dict
     return dict(row)
 
 
+async def request_result(conn: asyncpg.Connection, tenant: str, scope: str, request_id: str,
+                         fingerprint: str) -> str | None:
+    """What an earlier call with this request id created (same request only); see
+    kaiwa_common.idempotency, which claims and records these rows."""
+    return await conn.fetchval("SELECT result_id FROM request_ids WHERE tenant = $1 AND scope = $2 "
+                               "AND request_id = $3 AND fingerprint = $4", tenant, scope, request_id, fingerprint)
+
+
 async def get_chat(conn: asyncpg.Connection, tenant: str, chat_id: str, lock: bool = False) -> dict | None:
     row = await conn.fetchrow("SELECT * FROM chats WHERE tenant = $1 AND id = $2" + (" FOR UPDATE" if lock else ""),
                               tenant, chat_id)
@@ -48,6 +56,14 @@ async def participants(conn: asyncpg.Connection, tenant: str, chat_ids: list) ->
     for r in rows:
         out.setdefault(str(r["chat_id"]), []).append(dict(r))
     return out
+
+
+async def has_agent(conn, tenant: str, chat_id, agent_id: str, owner_only: bool) -> bool:
+    """The chat's agent is `agent_id` (or, unless owner_only, an invited participant is)."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM chats WHERE tenant = $1 AND id = $2 AND agent_id = $3) OR (NOT $4 AND EXISTS "
+        "(SELECT 1 FROM participants WHERE tenant = $1 AND chat_id = $2 AND agent_id = $3 AND role <> 'former'))",
+        tenant, chat_id, agent_id, owner_only))
 
 
 async def upsert_participant(conn, tenant: str, chat_id, agent_id: str, name: str, role: str) -> None:
@@ -123,6 +139,13 @@ async def message(conn, tenant: str, chat_id, seq: int) -> dict | None:
     return dict(row) if row else None
 
 
+async def messages_from(conn, tenant: str, chat_id, first_seq: int, count: int) -> list[dict]:
+    """`count` messages of a chat from `first_seq` on (the parts of one split message)."""
+    rows = await conn.fetch(_MESSAGE_SELECT + "WHERE m.tenant = $1 AND m.chat_id = $2 AND m.seq >= $3 "
+                            "ORDER BY m.seq LIMIT $4", tenant, chat_id, first_seq, count)
+    return [dict(r) for r in rows]
+
+
 async def messages_by_client_id(conn, tenant: str, chat_id, sender_id: str, client_id: str) -> list[dict]:
     rows = await conn.fetch(_MESSAGE_SELECT + "WHERE m.tenant = $1 AND m.chat_id = $2 AND m.sender_id = $3 "
                             "AND m.client_message_id = $4 ORDER BY m.seq", tenant, chat_id, sender_id, client_id)
@@ -196,6 +219,11 @@ async def add_note(conn, tenant: str, chat_id, visitor_id, author: str, text: st
     return dict(await conn.fetchrow(
         "INSERT INTO notes (tenant, id, chat_id, visitor_id, author_id, text) VALUES ($1, $2, $3, $4, $5, $6) "
         "RETURNING *", tenant, uuid.uuid4(), chat_id, visitor_id, author, text))
+
+
+async def note(conn, tenant: str, note_id) -> dict | None:
+    row = await conn.fetchrow("SELECT * FROM notes WHERE tenant = $1 AND id = $2", tenant, note_id)
+    return dict(row) if row else None
 
 
 async def list_notes(conn, tenant: str, chat_id, visitor_id, after: tuple[datetime, str] | None, limit: int):

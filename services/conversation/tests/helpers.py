@@ -15,21 +15,26 @@ import contextlib
 import uuid
 from typing import AsyncIterator
 
+import grpc
 import pytest
 
 from kaiwa.conversation.v1 import conversation_pb2 as pb
 from kaiwa.conversation.v1.conversation_pb2_grpc import ConversationServiceStub
+from kaiwa.routing.v1 import routing_pb2 as rpb
 from kaiwa.events.v1.envelope_pb2 import Event
 from kaiwa.events.v1.routing_pb2 import ChatAssigned
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from kaiwa_common.app import ServiceRunner, ServiceSpec
 from kaiwa_common.config import Settings
+from kaiwa_common.devservers import free_port
 from kaiwa_common.events import make_event, subject
-from tests.fixtures import auth, eventually  # noqa: F401 (re-exported for the tests here)
+from tests.fixtures import auth, channel_to, eventually  # noqa: F401 (eventually: re-exported for the tests here)
 
 # 30-90 s countdowns run 50x faster here: 30 s -> 0.6 s.
 COUNTDOWN_SCALE = 0.02
+# How long conversation waits for a routing event that routing says is on its way (ROUT-02).
+SETTLE_SECONDS = 1.5
 
 
 def new_prefix() -> str:
@@ -37,29 +42,90 @@ def new_prefix() -> str:
 
 
 @contextlib.asynccontextmanager
-async def service(spec: ServiceSpec, schema: str, prefix: str, routing_address: str = "",
-                  stop_grace: float = 1) -> AsyncIterator[ServiceRunner]:
-    """A service in this process on a free port, on the bus `prefix`; with `routing_address`,
-    its gRPC channel to routing goes there (the channel is opened now, while the address is
-    in the environment, so nothing else in the test session sees that setting)."""
+async def service(spec: ServiceSpec, schema: str, prefix: str, peers: dict[str, str] | None = None,
+                  port: int = 0, stop_grace: float = 1) -> AsyncIterator[ServiceRunner]:
+    """A service in this process on `port` (0: any free one), on the bus `prefix`; `peers`
+    (service -> host:port) says where its gRPC channels to other services go. The channels
+    are opened now, while the addresses are in the environment, so nothing else in the
+    test session sees those settings."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KAIWA_SUBJECT_PREFIX", prefix)
-        if routing_address:
-            patch.setenv("KAIWA_ROUTING_ADDR", routing_address)
-        runner = await ServiceRunner(spec, Settings(), port=0, schema=schema).start()
-        if routing_address:
-            runner.ctx.channel("routing")
+        for peer, address in (peers or {}).items():
+            patch.setenv(f"KAIWA_{peer.upper()}_ADDR", address)
+        runner = await ServiceRunner(spec, Settings(), port=port, schema=schema).start()
+        for peer in peers or {}:
+            runner.ctx.channel(peer)
     try:
         yield runner
     finally:
         await runner.stop(grace=stop_grace)
 
 
+@contextlib.asynccontextmanager
+async def forwarding(js, source: str, from_prefix: str, to_prefix: str) -> AsyncIterator[None]:
+    """Copy `source`'s events from one bus to another (same envelope, same Nats-Msg-Id), as
+    if both services shared a bus in that one direction."""
+    async def forward(msg) -> None:
+        event_type = msg.subject.rsplit(".", 1)[-1]
+        await js.publish(subject(to_prefix, source, event_type), msg.data,
+                         headers={"Nats-Msg-Id": (msg.headers or {}).get("Nats-Msg-Id", "")})
+
+    subscription = await js.subscribe(f"{from_prefix}.{source}.>", cb=forward,
+                                      config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+    try:
+        yield
+    finally:
+        await subscription.unsubscribe()
+
+
+@contextlib.asynccontextmanager
+async def conversation_with_routing(conversation_spec: ServiceSpec, schema: str) -> AsyncIterator["Harness"]:
+    """Conversation and a real routing service, each on a bus of its own, wired by gRPC
+    both ways. Conversation's events are forwarded to routing (routing knows every chat,
+    as in production); routing's events are not: the tests publish routing's events to
+    conversation themselves (Harness.routing_event), so routing's own announcements never
+    race them, and an assignment made in routing reaches conversation only when a test
+    says so (ROUT-02: the event "has not arrived yet")."""
+    from kaiwa.routing.v1.routing_pb2_grpc import RoutingServiceStub
+
+    from kaiwa_routing.main import SPEC as ROUTING
+
+    conv_prefix, routing_prefix, routing_port = new_prefix(), new_prefix(), free_port()
+    async with service(conversation_spec, schema, conv_prefix,
+                       peers={"routing": f"127.0.0.1:{routing_port}"}) as conversation:
+        async with service(ROUTING, f"{schema}_rt", routing_prefix, port=routing_port,
+                           peers={"conversation": f"127.0.0.1:{conversation.port}"}) as routing:
+            async with forwarding(conversation.ctx.js, "conversation", conv_prefix, routing_prefix):
+                async with channel_to(conversation) as conv_channel, channel_to(routing) as routing_channel:
+                    yield Harness(conversation, ConversationServiceStub(conv_channel), routing,
+                                  RoutingServiceStub(routing_channel))
+
+
 class Harness:
-    def __init__(self, runner, stub: ConversationServiceStub):
+    def __init__(self, runner, stub: ConversationServiceStub, routing=None, routing_stub=None):
         self.runner = runner
         self.stub = stub
         self.ctx = runner.ctx
+        self.routing = routing              # the routing service beside it (its own bus)
+        self.routing_stub = routing_stub
+
+    async def department(self, tenant: str, name: str = "Sales") -> str:
+        """A department of the tenant, created in routing by an admin."""
+        department = await self.routing_stub.UpsertDepartment(rpb.UpsertDepartmentRequest(name=name),
+                                                              metadata=auth(tenant, "admin", "root"))
+        return department.id
+
+    async def routing_knows(self, tenant: str, chat_id: str) -> None:
+        """Wait until routing has applied the chat's chat_started."""
+        async def known():
+            try:
+                await self.routing_stub.GetAssignment(rpb.GetAssignmentRequest(chat_id=chat_id),
+                                                      metadata=auth(tenant, "admin", "root"), timeout=0.5)
+                return True
+            except grpc.aio.AioRpcError:
+                return False
+
+        await eventually(known, "routing knows the chat")
 
     async def routing_event(self, tenant: str, payload) -> Event:
         """Publish a routing event exactly as the routing service's relay does."""
@@ -97,7 +163,6 @@ class Harness:
     async def start(self, tenant: str, visitor: str | None = None, **fields) -> pb.Chat:
         visitor = visitor or f"v-{uuid.uuid4().hex[:8]}"
         fields.setdefault("channel", pb.CHANNEL_WEB)
-        fields.setdefault("department_id", "sales")
         return await self.stub.StartChat(pb.StartChatRequest(**fields), metadata=auth(tenant, "visitor", visitor))
 
     async def open_chat(self, tenant: str, agent: str = "agent-1", agent_name: str = "Kawane Taro",

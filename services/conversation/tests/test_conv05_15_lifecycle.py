@@ -5,6 +5,7 @@ handed over to a human."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import grpc
@@ -190,12 +191,16 @@ async def test_conv15_bot_conversation_visible_before_agent_and_handed_over_with
     assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="hi"),
                                                  metadata=watcher)) == grpc.StatusCode.PERMISSION_DENIED
 
+    returns = await conv.department(tenant, "Returns")
+    for department, code in (("returns", grpc.StatusCode.INVALID_ARGUMENT), (str(uuid.uuid4()), grpc.StatusCode.NOT_FOUND)):
+        assert await status_of(conv.stub.HandOverToHuman(pb.HandOverToHumanRequest(
+            chat_id=chat.id, department_id=department), metadata=bot)) == code
     queued = await conv.stub.HandOverToHuman(pb.HandOverToHumanRequest(
-        chat_id=chat.id, department_id="returns", summary="Wants to return order 1234"), metadata=bot)
-    assert queued.state == pb.CHAT_STATE_QUEUED and queued.department_id == "returns"
+        chat_id=chat.id, department_id=returns, summary="Wants to return order 1234"), metadata=bot)
+    assert queued.state == pb.CHAT_STATE_QUEUED and queued.department_id == returns
     handed = await eventually(lambda: conv.events(tenant, "bot_handed_over", chat.id), "bot_handed_over")
     assert (handed[0].bot_handed_over.department_id, handed[0].bot_handed_over.summary) == (
-        "returns", "Wants to return order 1234")
+        returns, "Wants to return order 1234")
     assert await status_of(conv.stub.HandOverToHuman(pb.HandOverToHumanRequest(chat_id=chat.id), metadata=bot)) == \
         grpc.StatusCode.FAILED_PRECONDITION
     assert await status_of(conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="still me",

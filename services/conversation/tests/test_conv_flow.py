@@ -146,8 +146,6 @@ async def test_conv05_wrong_tenant_and_bad_input_on_foundation_rpcs(conv, tenant
     cases = [
         (conv.stub.StartChat(pb.StartChatRequest(department_id="d"), metadata=auth(tenant, "visitor", "v")),
          grpc.StatusCode.INVALID_ARGUMENT),
-        (conv.stub.StartChat(pb.StartChatRequest(channel=pb.CHANNEL_WEB), metadata=auth(tenant, "visitor", "v")),
-         grpc.StatusCode.INVALID_ARGUMENT),
         (conv.stub.StartChat(pb.StartChatRequest(channel=pb.CHANNEL_WEB, department_id="d", visitor_email="nope"),
                              metadata=auth(tenant, "visitor", "v")), grpc.StatusCode.INVALID_ARGUMENT),
         (conv.stub.StartChat(pb.StartChatRequest(channel=pb.CHANNEL_WEB, department_id="d"),
