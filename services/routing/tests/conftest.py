@@ -1,5 +1,5 @@
-"""Routing test kit: the service in-process next to the real conversation service, call
-metadata, and the real bus.
+"""Routing's test services: routing in-process next to the real conversation service, the
+real bus, and the database (kit.py has the helpers tests call).
 
 Most tests publish conversation events themselves, as real Event envelopes on
 kaiwa.conversation.<type> with Nats-Msg-Id, as the conversation service's relay does;
@@ -12,140 +12,27 @@ event of the chats routing's tests publish straight on the bus, which it never s
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import uuid
-from dataclasses import dataclass, field
 
+import asyncpg
 import nats
 import pytest
 from kaiwa.conversation.v1.conversation_pb2_grpc import ConversationServiceStub
-from kaiwa.events.v1 import conversation_pb2 as conv
 from kaiwa.events.v1.envelope_pb2 import Event
-from kaiwa.routing.v1 import routing_pb2 as pb
 from kaiwa.routing.v1.routing_pb2_grpc import RoutingServiceStub
 
 from kaiwa_common.app import ServiceRunner
 from kaiwa_common.config import Settings
 from kaiwa_common.devservers import free_port
-from kaiwa_common.events import make_event, subject
 from kaiwa_conversation.main import make_spec as conversation_spec
 from kaiwa_routing.main import SPEC
-from tests.fixtures import auth, channel_to, running
+from services.routing.tests.kit import Events, Kit
+from tests.fixtures import channel_to, running
 
 # Queue positions are announced at most once per interval; short here so tests stay quick.
 os.environ.setdefault("KAIWA_ROUTING_POSITION_INTERVAL", "0.2")
-
-
-@dataclass
-class Events:
-    """Routing events of one tenant, as they arrive on the bus."""
-    tenant: str
-    items: list[Event] = field(default_factory=list)
-
-    def of(self, event_type: str, **match) -> list:
-        out = []
-        for e in self.items:
-            if e.type != event_type:
-                continue
-            payload = getattr(e, event_type)
-            if all(getattr(payload, k) == v for k, v in match.items()):
-                out.append(payload)
-        return out
-
-    async def wait(self, event_type: str, count: int = 1, **match) -> list:
-        for _ in range(400):
-            found = self.of(event_type, **match)
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"expected {count} {event_type} {match}, got {self.of(event_type, **match)}")
-
-
-class Kit:
-    def __init__(self, stub: RoutingServiceStub, nc, tenant: str):
-        self.stub = stub
-        self.nc = nc
-        self.js = nc.jetstream()
-        self.tenant = tenant
-        self.prefix = Settings().subject_prefix
-
-    def admin(self):
-        return auth(self.tenant, "admin", "admin-1")
-
-    def as_agent(self, agent_id: str):
-        return auth(self.tenant, "agent", agent_id)
-
-    def visitor(self, visitor_id: str):
-        return auth(self.tenant, "visitor", visitor_id)
-
-    async def department(self, name: str = "Sales", strategy=pb.STRATEGY_RING_ALL, **kw) -> pb.Department:
-        return await self.stub.UpsertDepartment(pb.UpsertDepartmentRequest(name=name, strategy=strategy, **kw),
-                                                metadata=self.admin())
-
-    async def agent(self, email: str, departments: list[str], max_chats: int = 2, online: bool = True,
-                    name: str | None = None) -> pb.Agent:
-        agent = await self.stub.UpsertAgent(pb.UpsertAgentRequest(
-            email=email, name=name or email.split("@")[0].title(), department_ids=departments, max_chats=max_chats),
-            metadata=self.admin())
-        if online:
-            agent = await self.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE),
-                                                    metadata=self.as_agent(agent.id))
-        return agent
-
-    async def publish(self, payload, tenant: str | None = None) -> Event:
-        event = make_event("conversation", tenant or self.tenant, payload)
-        await self.js.publish(subject(self.prefix, "conversation", event.type), event.SerializeToString(),
-                              headers={"Nats-Msg-Id": event.id})
-        return event
-
-    async def start_chat(self, department_id: str = "", state: str = "queued", visitor_email: str = "",
-                         visitor_id: str | None = None, chat_id: str | None = None) -> str:
-        chat_id = chat_id or str(uuid.uuid4())
-        await self.publish(conv.ChatStarted(chat_id=chat_id, channel="CHANNEL_WEB", department_id=department_id,
-                                            visitor_id=visitor_id or f"v-{chat_id[:8]}", visitor_name="Visitor",
-                                            visitor_email=visitor_email, question="Hello?", state=state))
-        return chat_id
-
-    async def end_chat(self, chat_id: str, agent_id: str = "") -> None:
-        await self.publish(conv.ChatEnded(chat_id=chat_id, agent_id=agent_id, reason="agent"))
-
-    async def offers(self, agent_id: str) -> list[str]:
-        response = await self.stub.ListOffers(pb.ListOffersRequest(), metadata=self.as_agent(agent_id))
-        return [o.chat_id for o in response.offers]
-
-    async def wait_offers(self, agent_id: str, predicate, what: str = "offers") -> list[str]:
-        for _ in range(400):
-            current = await self.offers(agent_id)
-            if predicate(current):
-                return current
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"{what}: agent {agent_id} has {await self.offers(agent_id)}")
-
-    async def assignment(self, chat_id: str) -> pb.Assignment:
-        return await self.stub.GetAssignment(pb.GetAssignmentRequest(chat_id=chat_id), metadata=self.admin())
-
-    async def wait_state(self, chat_id: str, state, agent_id: str | None = None) -> pb.Assignment:
-        last = None
-        for _ in range(400):
-            try:
-                last = await self.assignment(chat_id)
-                if last.state == state and (agent_id is None or last.agent_id == agent_id):
-                    return last
-            except Exception:
-                pass
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"chat {chat_id}: expected {pb.AssignmentState.Name(state)}, got {last}")
-
-    async def wait_agent(self, agent_id: str, active: int) -> pb.Agent:
-        agent = None
-        for _ in range(400):
-            agent = await self.stub.GetAgent(pb.GetAgentRequest(agent_id=agent_id), metadata=self.admin())
-            if agent.active_chats == active:
-                return agent
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"agent {agent_id}: expected {active} active chats, got {agent}")
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +76,17 @@ async def bus():
 
 
 @pytest.fixture
-async def kit(routing_service, bus, tenant) -> Kit:
-    return Kit(routing_service[1], bus, tenant)
+async def kit(routing_service, conversation, bus, tenant) -> Kit:
+    return Kit(routing_service[1], bus, tenant, conversation[1] if conversation is not None else None)
+
+
+@pytest.fixture
+async def db():
+    """A direct connection to routing's schema, for what only the database can show (keys,
+    locks) or hold still (a lock that keeps a race open)."""
+    conn = await asyncpg.connect(os.environ["KAIWA_DATABASE_URL"], server_settings={"search_path": "routing"})
+    yield conn
+    await conn.close()
 
 
 @pytest.fixture

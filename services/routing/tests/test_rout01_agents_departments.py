@@ -118,3 +118,18 @@ async def test_rout01_bad_input_is_refused_with_clear_status_and_nothing_written
                                       metadata=admin)) == grpc.StatusCode.NOT_FOUND
     unchanged = await stub.GetAgent(pb.GetAgentRequest(agent_id=agent.id), metadata=admin)
     assert unchanged.availability == pb.AVAILABILITY_OFFLINE
+
+
+async def test_rout01_get_department_answers_for_the_callers_tenant_only(kit, tenant):
+    sales = await kit.department("Sales", pb.STRATEGY_ROUND_ROBIN, accept_timeout_seconds=12, max_wait_seconds=90)
+    # Admins, agents and services (conversation asks before StartChat) may read it.
+    for md in (kit.admin(), kit.as_agent(str(uuid.uuid4())), auth(tenant, "service", "conversation")):
+        assert await kit.stub.GetDepartment(pb.GetDepartmentRequest(department_id=sales.id), metadata=md) == sales
+    get = lambda department_id, md=None: kit.stub.GetDepartment(pb.GetDepartmentRequest(department_id=department_id),
+                                                                metadata=md or kit.admin())
+    assert await status_of(get(str(uuid.uuid4()))) == grpc.StatusCode.NOT_FOUND
+    assert await status_of(get(sales.id, auth(f"{tenant}-other", "service", "conversation"))) == grpc.StatusCode.NOT_FOUND
+    assert await status_of(get(sales.id, auth(f"{tenant}-other", "admin", "admin"))) == grpc.StatusCode.NOT_FOUND
+    assert await status_of(get("sales")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert await status_of(get("")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert await status_of(get(sales.id, kit.visitor("v-1"))) == grpc.StatusCode.PERMISSION_DENIED

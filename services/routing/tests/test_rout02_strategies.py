@@ -4,11 +4,13 @@ away agents get no offers, offers stream live to the agent."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import grpc
 from kaiwa.routing.v1 import routing_pb2 as pb
 
-from tests.fixtures import status_of
+from kaiwa_routing.router import queue_key
+from tests.fixtures import eventually, status_of
 
 
 async def _offered_to(kit, chat: str, agents) -> list[str]:
@@ -126,4 +128,42 @@ async def test_rout02_decline_bad_input(kit):
     assert await status_of(decline("bad", kit.as_agent(a.id))) == grpc.StatusCode.INVALID_ARGUMENT
     assert await status_of(decline(chat, kit.as_agent(stranger.id))) == grpc.StatusCode.FAILED_PRECONDITION
     assert await status_of(decline(chat, kit.visitor("v"))) == grpc.StatusCode.PERMISSION_DENIED
+    assert await kit.offers(a.id) == [chat]
+
+
+async def _queue_lock_holder_waits_on(db, tenant: str, department_id: str, table: str) -> bool:
+    """Whether the transaction holding this queue's pass lock (router.py) waits for `table`."""
+    return await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks held JOIN pg_locks waiting ON waiting.pid = held.pid "
+        "WHERE held.locktype = 'advisory' AND held.granted AND held.objsubid = 1 "
+        "AND ((held.classid::bigint << 32) | held.objid::bigint) = hashtextextended($1, 0) "
+        "AND waiting.relation = $2::regclass AND NOT waiting.granted)",
+        "routing:" + queue_key(tenant, department_id), table)
+
+
+async def test_rout02_a_pass_with_stale_candidates_never_offers_to_an_agent_who_went_offline(kit, db, tenant):
+    """The flake of the test above: a routing pass read its candidates (b online), b went
+    offline (withdrawing b's offers), then the pass offered the chat to b from its stale
+    list. Here a lock holds a pass exactly between the two reads."""
+    dept = await kit.department("Sales", pb.STRATEGY_RING_ALL)
+    a, b = [await kit.agent(f"{n}@example.com", [dept.id]) for n in "ab"]
+    chat = await kit.start_chat(dept.id)
+    await kit.wait_offers(a.id, lambda o: chat in o)
+    await kit.wait_offers(b.id, lambda o: chat in o)
+
+    held = db.transaction()
+    await held.start()
+    await db.execute("LOCK TABLE offer_refusals IN ACCESS EXCLUSIVE MODE")  # a pass reads it after the candidates
+    try:
+        await kit.department("Sales", pb.STRATEGY_RING_ALL)  # an upsert runs a pass of the queue
+        await eventually(lambda: _queue_lock_holder_waits_on(db, tenant, dept.id, "offer_refusals"), "a pass held")
+        await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_OFFLINE),
+                                       metadata=kit.as_agent(b.id))
+        assert await kit.offers(b.id) == []
+    finally:
+        await held.rollback()  # the pass goes on: b is a candidate in its list, with no offer left
+    async with db.transaction():  # the queue's pass lock, once that pass has committed
+        await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "routing:" + queue_key(tenant, dept.id))
+    assert await kit.offers(b.id) == []
+    assert await db.fetchval("SELECT count(*) FROM offers WHERE tenant = $1 AND agent_id = $2", tenant, uuid.UUID(b.id)) == 0
     assert await kit.offers(a.id) == [chat]

@@ -172,3 +172,19 @@ async def test_rout03_rules_bad_input(kit):
     assert await status_of(kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=""), metadata=admin)) \
         == grpc.StatusCode.INVALID_ARGUMENT
     assert [r.name for r in (await kit.stub.ListRules(pb.ListRulesRequest(), metadata=admin)).rules] == ["r"]
+
+
+async def test_rout03_a_rule_creation_retried_with_its_request_id_creates_one_rule(kit):
+    admin = kit.admin()
+    rule = pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="deals first", order=1, request_id="rule-1",
+                   conditions=[cond("visitor_type", pb.OPERATOR_EQUALS, "deal")])
+    first = await kit.stub.UpsertRule(rule, metadata=admin)
+    again = await kit.stub.UpsertRule(rule, metadata=admin)
+    assert again.id == first.id and first.request_id == ""
+    other = pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="leads next", order=2, request_id="rule-1",
+                    conditions=[cond("visitor_type", pb.OPERATOR_EQUALS, "lead")])
+    assert await status_of(kit.stub.UpsertRule(other, metadata=admin)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert [r.id for r in (await kit.stub.ListRules(pb.ListRulesRequest(), metadata=admin)).rules] == [first.id]
+    await kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=first.id), metadata=admin)
+    assert await status_of(kit.stub.UpsertRule(rule, metadata=admin)) == grpc.StatusCode.NOT_FOUND  # created, then deleted
+    assert list((await kit.stub.ListRules(pb.ListRulesRequest(), metadata=admin)).rules) == []

@@ -174,3 +174,21 @@ async def test_rout06_transfer_bad_input(kit):
     assert await status_of(answer(kit.admin(), transfer_id=str(uuid.uuid4()))) == grpc.StatusCode.PERMISSION_DENIED
     assert list((await kit.stub.ListTransfers(pb.ListTransfersRequest(), metadata=kit.as_agent(b.id))).transfers) == []
     assert (await kit.assignment(chat)).agent_id == a.id and off.id
+
+
+async def test_rout06_a_transfer_retried_with_its_request_id_is_created_once(kit, events):
+    dept = await kit.department("Sales")
+    a = await kit.agent("a@example.com", [dept.id])
+    b = await kit.agent("b@example.com", [dept.id])
+    chat = await _assigned_chat(kit, dept, a)
+    request = pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com", note="billing", request_id="t-1")
+    first = await kit.stub.TransferChat(request, metadata=kit.as_agent(a.id))
+    again = await kit.stub.TransferChat(request, metadata=kit.as_agent(a.id))  # not "a transfer is already waiting"
+    assert again == first
+    await kit.stub.AnswerTransfer(pb.AnswerTransferRequest(transfer_id=first.id, accept=True), metadata=kit.as_agent(b.id))
+    late = await kit.stub.TransferChat(request, metadata=kit.as_agent(a.id))  # after the answer: still the same one
+    assert late.id == first.id and late.state == pb.TRANSFER_STATE_ACCEPTED
+    changed = pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com", note="other", request_id="t-1")
+    assert await status_of(kit.stub.TransferChat(changed, metadata=kit.as_agent(a.id))) == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(await events.wait("transfer_requested", chat_id=chat)) == 1
+    assert (await kit.assignment(chat)).agent_id == b.id

@@ -66,3 +66,21 @@ async def test_rout08_team_messaging_bad_input(kit):
     assert await status_of(listing(board=True, with_agent_id=a.id)) == grpc.StatusCode.INVALID_ARGUMENT
     assert await status_of(listing(with_agent_id=str(uuid.uuid4()))) == grpc.StatusCode.NOT_FOUND
     assert list((await listing()).messages) == []
+
+
+async def test_rout08_a_message_retried_with_its_request_id_is_sent_once(kit):
+    a = await kit.agent("a@example.com", [])
+    b = await kit.agent("b@example.com", [])
+    send = lambda md=None, **kw: kit.stub.SendTeamMessage(pb.SendTeamMessageRequest(**kw), metadata=md or kit.as_agent(a.id))
+    first = await send(to_agent_email="b@example.com", text="Lunch?", request_id="r-1")
+    again = await send(to_agent_email="b@example.com", text="Lunch?", request_id="r-1")
+    assert again == first
+    other = await send(to_agent_email="b@example.com", text="Lunch?", request_id="r-2")  # another request: sent again
+    assert other.id != first.id
+    assert await status_of(send(text="something else", request_id="r-1")) == grpc.StatusCode.INVALID_ARGUMENT
+    # The same key from another agent is not theirs to replay.
+    assert await status_of(send(kit.as_agent(b.id), to_agent_email="b@example.com", text="Lunch?", request_id="r-1")) \
+        == grpc.StatusCode.INVALID_ARGUMENT
+    assert await status_of(send(text="hi", request_id="x" * 129)) == grpc.StatusCode.INVALID_ARGUMENT
+    seen = await kit.stub.ListTeamMessages(pb.ListTeamMessagesRequest(with_agent_id=b.id), metadata=kit.as_agent(a.id))
+    assert [m.id for m in seen.messages] == [first.id, other.id]
