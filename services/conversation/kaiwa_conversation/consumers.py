@@ -43,10 +43,10 @@ async def _apply(c: Conversation, conn, tenant: str, chat_id, kind: str, p) -> N
     elif kind == "agent_invited":
         await c.invited(conn, tenant, chat_id, p.agent_id, p.agent_name, p.by_agent_id, p.note)
     elif kind == "transfer_requested":
-        target = p.to_department_name or p.to_department_id or p.to_agent_id
-        await c.transfer_requested(conn, tenant, chat_id, p.from_agent_id, target, p.note, p.transfer_id)
+        await c.transfer_requested(conn, tenant, chat_id, p.from_agent_id, p.to_agent_id,
+                                   p.to_department_name or p.to_department_id, p.note, p.transfer_id)
     elif kind == "transfer_declined":
-        await c.transfer_declined(conn, tenant, chat_id, p.to_agent_id or p.to_department_id, p.reason, p.note,
+        await c.transfer_declined(conn, tenant, chat_id, p.to_agent_id, p.to_department_id, p.reason, p.note,
                                   p.transfer_id, p.returned_to_queue)
     elif kind == "chat_missed":
         await c.missed(conn, tenant, chat_id, p.reason, p.waited_seconds)

@@ -655,19 +655,25 @@ class Conversation:
             await w.system("agent_invited", agent_name=agent_name or agent_id, by_name=by_name, note=note)
             await w.snapshot()
 
-    async def transfer_requested(self, conn, tenant: str, chat_id, from_agent: str, target: str, note: str,
-                                 transfer_id: str) -> None:
+    async def transfer_requested(self, conn, tenant: str, chat_id, from_agent: str, to_agent: str,
+                                 to_department: str, note: str, transfer_id: str) -> None:
+        """The target is the department's name, or the agent's name if the agent has been in
+        this chat (routing's event names no target agent), else the agent's id."""
         async with self.writing(tenant, chat_id, conn) as w:
+            target = to_department or await self._name(conn, w.chat, to_agent)
             await w.system("transfer_requested", from_name=await self._name(conn, w.chat, from_agent),
                            target=target, note=note or "-", transfer_id=transfer_id)
 
-    async def transfer_declined(self, conn, tenant: str, chat_id, target: str, reason: str, note: str,
-                                transfer_id: str, returned_to_queue: bool) -> None:
+    async def transfer_declined(self, conn, tenant: str, chat_id, to_agent: str, to_department: str, reason: str,
+                                note: str, transfer_id: str, returned_to_queue: bool) -> None:
         async with self.writing(tenant, chat_id, conn) as w:
-            under = 0
+            under, target = 0, ""
             if transfer_id:
                 under = await store.find_system_message(conn, tenant, w.chat["id"], "transfer_requested",
                                                         "transfer_id", transfer_id) or 0
+            if under:  # named as the request under which the decline is shown
+                target = (await store.message(conn, tenant, w.chat["id"], under))["body"]["system"]["params"]["target"]
+            target = target or (await self._name(conn, w.chat, to_agent) if to_agent else to_department)
             await w.system("transfer_declined", reply_to_seq=under, target=target, reason=reason or "-",
                            note=note or "-", transfer_id=transfer_id)
             if returned_to_queue and w.chat["state"] == lc.OPEN:

@@ -95,9 +95,9 @@ async def test_conv03_transfer_invite_and_decline_from_routing_events(conv, tena
     chat = await conv.open_chat(tenant, agent=AGENT, agent_name="Aiko")
     await conv.routing_event(tenant, AgentInvited(chat_id=chat.id, agent_id="agent-2", agent_name="Ben",
                                                   by_agent_id=AGENT))
-    await conv.routing_event(tenant, TransferRequested(chat_id=chat.id, from_agent_id=AGENT, to_agent_id="agent-3",
+    await conv.routing_event(tenant, TransferRequested(chat_id=chat.id, from_agent_id=AGENT, to_agent_id="agent-2",
                                                        note="billing question", transfer_id="t-1"))
-    await conv.routing_event(tenant, TransferDeclined(chat_id=chat.id, from_agent_id=AGENT, to_agent_id="agent-3",
+    await conv.routing_event(tenant, TransferDeclined(chat_id=chat.id, from_agent_id=AGENT, to_agent_id="agent-2",
                                                       note="billing question", reason="busy", transfer_id="t-1"))
 
     async def declined():
@@ -107,7 +107,9 @@ async def test_conv03_transfer_invite_and_decline_from_routing_events(conv, tena
     msgs = await eventually(declined, "the decline is recorded")
     by_type = {m.system.type: m for m in msgs if m.system.type}
     assert by_type["transfer_declined"].reply_to_seq == by_type["transfer_requested"].seq, "decline under the note"
-    assert "billing question" in by_type["transfer_requested"].system.rendered
+    assert by_type["transfer_requested"].system.rendered == \
+        "Aiko asked to transfer the chat to Ben (note: billing question)", "agents named, not their ids"
+    assert by_type["transfer_declined"].system.rendered == "Ben declined the transfer: busy (note: billing question)"
     assert by_type["agent_invited"].system.rendered == "Aiko invited Ben to the chat"
     invited = await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="Ben here"),
                                           metadata=auth(tenant, "agent", "agent-2"))
