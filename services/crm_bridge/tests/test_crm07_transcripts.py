@@ -53,7 +53,7 @@ class Services:
 async def ended_chat(conv: ConversationServiceStub, tenant: str, email: str, name: str, publish) -> conv_pb.Chat:
     visitor = auth(tenant, "visitor", str(uuid.uuid4()))
     chat = await conv.StartChat(conv_pb.StartChatRequest(
-        channel=conv_pb.CHANNEL_WEB, department_id="sales", question="見積もりをお願いします",
+        channel=conv_pb.CHANNEL_WEB, department_id="", question="見積もりをお願いします",
         visitor_name=name, visitor_email=email), metadata=visitor)
     await publish("routing", tenant, ChatAssigned(chat_id=chat.id, agent_id=AGENT, agent_name="Kawane Taro",
                                                   how="accepted"))
