@@ -42,7 +42,7 @@ async def test_plat01_timers_fire_once_across_two_processes_and_after_restart(in
             await schedule(conn, tenant, TIMER_KIND, f"{tenant}-while-down", delay=0.1)
             await schedule(conn, tenant, TIMER_KIND, f"flaky-{tenant}", delay=0.1)
             await schedule(conn, tenant, TIMER_KIND, f"{tenant}-cancelled", delay=0.1)
-            assert await cancel(conn, TIMER_KIND, f"{tenant}-cancelled")
+            assert await cancel(conn, tenant, TIMER_KIND, f"{tenant}-cancelled")
         await eventually(_all_due(pool), "the timers to come due while nothing runs")
         assert await fired() == TIMERS
 

@@ -33,18 +33,19 @@ TimerHandler = Callable[[Timer, asyncpg.Connection], Awaitable[None]]
 async def schedule(conn: asyncpg.Connection, tenant: str, kind: str, key: str,
                    due_at: datetime | None = None, *, delay: float | None = None,
                    payload: dict | None = None) -> None:
-    """Create or move the (kind, key) timer."""
+    """Create or move the tenant's (kind, key) timer."""
     if due_at is None:
         due_at = datetime.now(timezone.utc) + timedelta(seconds=delay or 0)
     await conn.execute(
         "INSERT INTO timers (tenant, kind, key, due_at, payload) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (kind, key) DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, "
-        "tenant = EXCLUDED.tenant, attempts = 0",
+        "ON CONFLICT (tenant, kind, key) DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, "
+        "attempts = 0",
         tenant, kind, key, due_at, payload or {})
 
 
-async def cancel(conn: asyncpg.Connection, kind: str, key: str) -> bool:
-    return await conn.fetchval("DELETE FROM timers WHERE kind = $1 AND key = $2 RETURNING true", kind, key) or False
+async def cancel(conn: asyncpg.Connection, tenant: str, kind: str, key: str) -> bool:
+    return await conn.fetchval("DELETE FROM timers WHERE tenant = $1 AND kind = $2 AND key = $3 RETURNING true",
+                               tenant, kind, key) or False
 
 
 class TimerRunner:

@@ -361,7 +361,7 @@ class Conversation:
             return w.chat
 
     async def _cancel_countdown(self, w: ChatWriter, by: str) -> None:
-        await timers.cancel(w.conn, COUNTDOWN, str(w.chat["id"]))
+        await timers.cancel(w.conn, w.tenant, COUNTDOWN, str(w.chat["id"]))
         w.set(countdown_ends_at=None)
         await w.system("countdown_cancelled", by=by)
         await w.snapshot()
@@ -373,7 +373,7 @@ class Conversation:
         except lc.IllegalTransition as exc:
             raise FailedPrecondition(str(exc)) from None
         if chat["countdown_ends_at"] is not None:
-            await timers.cancel(w.conn, COUNTDOWN, str(chat["id"]))
+            await timers.cancel(w.conn, w.tenant, COUNTDOWN, str(chat["id"]))
         ended = now()
         w.set(state=lc.ENDED, ended_at=ended, end_reason=reason, countdown_ends_at=None, queue_position=0,
               estimated_wait_seconds=0)
@@ -414,7 +414,7 @@ class Conversation:
             raise FailedPrecondition(str(exc)) from None
         if chat["state"] == lc.OPEN:
             if chat["countdown_ends_at"] is not None:
-                await timers.cancel(w.conn, COUNTDOWN, str(chat["id"]))
+                await timers.cancel(w.conn, w.tenant, COUNTDOWN, str(chat["id"]))
             w.set(ended_at=now(), end_reason=reason, countdown_ends_at=None)
             await w.publish(self._ended_event(chat, reason))
         w.set(state=lc.COMPLETED, completed_at=now())
@@ -422,7 +422,7 @@ class Conversation:
             await w.system("auto_completed")
         else:
             await w.system("completed", agent_name=await self._name(w.conn, chat, chat["agent_id"]))
-            await timers.cancel(w.conn, INACTIVITY, str(chat["id"]))
+            await timers.cancel(w.conn, w.tenant, INACTIVITY, str(chat["id"]))
         await w.snapshot()
         await w.publish(ChatCompleted(chat_id=str(chat["id"]), agent_id=chat["agent_id"], reason=reason,
                                       department_id=chat["department_id"], visitor_id=chat["visitor_id"]))
@@ -466,7 +466,7 @@ class Conversation:
         if state == lc.OPEN:
             await self._schedule_inactivity(w)
         else:
-            await timers.cancel(w.conn, INACTIVITY, str(chat["id"]))
+            await timers.cancel(w.conn, w.tenant, INACTIVITY, str(chat["id"]))
 
     async def _schedule_inactivity(self, w: ChatWriter) -> None:
         expiry = await store.inactivity_seconds(w.conn, w.tenant)
@@ -681,7 +681,7 @@ class Conversation:
                 if w.chat["agent_id"]:
                     await store.leave(conn, tenant, w.chat["id"], w.chat["agent_id"])
                 w.set(state=lc.QUEUED, agent_id="")
-                await timers.cancel(conn, INACTIVITY, str(w.chat["id"]))
+                await timers.cancel(conn, w.tenant, INACTIVITY, str(w.chat["id"]))
                 await w.system("returned_to_queue")
                 await w.snapshot()
 

@@ -207,7 +207,7 @@ class Routing:
             if availability != "online":
                 # Away and offline agents get no offers: withdraw the open ones.
                 for row in await store.delete_agent_offers(conn, tenant, target):
-                    await timers.cancel(conn, OFFER_TIMEOUT, str(row["chat_id"]))
+                    await timers.cancel(conn, tenant, OFFER_TIMEOUT, str(row["chat_id"]))
                     queues.append((tenant, _id(row["department_id"]) or None))
                 await store.notify(conn, OFFERS, offers_key(tenant, target))
             return await store.agent(conn, tenant, target)
@@ -262,7 +262,7 @@ class Routing:
         if assigned["agent_active"] >= assigned["agent_max"]:
             # Full now: offers still open to this agent go to others.
             for row in await store.delete_agent_offers(conn, tenant, agent_id):
-                await timers.cancel(conn, OFFER_TIMEOUT, str(row["chat_id"]))
+                await timers.cancel(conn, tenant, OFFER_TIMEOUT, str(row["chat_id"]))
                 queues.append((tenant, _id(row["department_id"]) or None))
             await store.notify(conn, OFFERS, offers_key(tenant, agent_id))
         return assigned, queues
@@ -323,7 +323,7 @@ class Routing:
             if chat["state"] != QUEUED or not await store.delete_offer(conn, tenant, chat["id"], me["id"]):
                 raise FailedPrecondition(f"chat {chat_id} is not offered to you")
             await store.record_refusal(conn, tenant, chat["id"], me["id"], reason or "declined", True)
-            await timers.cancel(conn, OFFER_TIMEOUT, str(chat["id"]))
+            await timers.cancel(conn, tenant, OFFER_TIMEOUT, str(chat["id"]))
             await store.notify(conn, OFFERS, offers_key(tenant, str(me["id"])))
             await self.ctx.outbox.add(conn, tenant, ev.OfferDeclined(chat_id=str(chat["id"]), agent_id=str(me["id"]),
                                                                     reason=reason or "declined"))
@@ -366,7 +366,7 @@ class Routing:
             pending = await store.pending_transfer_of_chat(conn, tenant, chat["id"])
             if pending is not None:
                 await store.finish_transfer(conn, tenant, pending["id"], "declined", None, "chat was reassigned")
-                await timers.cancel(conn, TRANSFER_TIMEOUT, str(pending["id"]))
+                await timers.cancel(conn, tenant, TRANSFER_TIMEOUT, str(pending["id"]))
             return assigned, queues
 
         chat, queues = await self.arrivals.run_for_chat(tenant, chat_id, lambda: self._tx(work))
@@ -628,7 +628,7 @@ class Routing:
         pending = await store.pending_transfer_of_chat(conn, tenant, chat["id"])
         if pending is not None:
             await store.finish_transfer(conn, tenant, pending["id"], "declined", None, "chat ended")
-            await timers.cancel(conn, TRANSFER_TIMEOUT, str(pending["id"]))
+            await timers.cancel(conn, tenant, TRANSFER_TIMEOUT, str(pending["id"]))
         await store.set_chat_ended(conn, tenant, chat["id"])
         await self._route_now(conn, queues)  # freed capacity pulls the queue
 
@@ -756,7 +756,7 @@ class Routing:
                         return t  # others of the department may still take it
                 return await self._transfer_declined(conn, tenant, t, chat, reason or "declined", my_id, queues)
             queues.extend((await self._assign(conn, tenant, chat, me, "transferred", str(t["from_agent_id"])))[1])
-            await timers.cancel(conn, TRANSFER_TIMEOUT, str(t["id"]))
+            await timers.cancel(conn, tenant, TRANSFER_TIMEOUT, str(t["id"]))
             return await store.finish_transfer(conn, tenant, t["id"], "accepted", me["id"], "")
 
         row = await self._tx(work)
@@ -766,7 +766,7 @@ class Routing:
     async def _transfer_declined(self, conn, tenant, t, chat, reason: str, answered_by: str | None,
                                  queues: list[Queue]) -> asyncpg.Record:
         """The chat stays with its agent, or goes back to the queue when that agent has gone offline."""
-        await timers.cancel(conn, TRANSFER_TIMEOUT, str(t["id"]))
+        await timers.cancel(conn, tenant, TRANSFER_TIMEOUT, str(t["id"]))
         row = await store.finish_transfer(conn, tenant, t["id"], "declined", answered_by, reason)
         previous = await store.agent(conn, tenant, t["from_agent_id"])
         returned = previous["availability"] == "offline" and chat["state"] == ASSIGNED \
