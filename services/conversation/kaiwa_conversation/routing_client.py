@@ -22,6 +22,9 @@ from kaiwa_common.errors import InvalidArgument, NotFound, Unavailable
 log = logging.getLogger("kaiwa.conversation.routing")
 
 DEADLINE = 1.0
+# Routing itself waits up to 2.5 s for chat_started before it answers about a chat it has
+# not seen yet (routing README); questions about a chat allow for that.
+CHAT_DEADLINE = 3.5
 DEPARTMENT_TTL = 60.0
 MAX_CACHED = 10_000
 
@@ -41,10 +44,10 @@ class RoutingClient:
     def _stub(self) -> RoutingServiceStub:
         return RoutingServiceStub(self.ctx.channel("routing"))
 
-    async def _ask(self, method: str, request, tenant: str, doing: str):
+    async def _ask(self, method: str, request, tenant: str, doing: str, deadline: float | None = None):
         try:
             return await getattr(self._stub(), method)(
-                request, metadata=self.ctx.service_metadata(tenant), timeout=self.deadline)
+                request, metadata=self.ctx.service_metadata(tenant), timeout=deadline or self.deadline)
         except grpc.aio.AioRpcError as err:
             code = err.code()
             if code == grpc.StatusCode.NOT_FOUND:
@@ -75,7 +78,7 @@ class RoutingClient:
         """Who routing says holds the chat; None when routing has not heard of it."""
         try:
             reply = await self._ask("GetAssignment", rpb.GetAssignmentRequest(chat_id=chat_id), tenant,
-                                    "confirm the chat's assignment")
+                                    "confirm the chat's assignment", CHAT_DEADLINE)
         except NotFound:
             return None
         return Assignment(reply.state == rpb.ASSIGNMENT_STATE_ASSIGNED, reply.agent_id)
@@ -84,7 +87,7 @@ class RoutingClient:
         """Routing counts `agent_id` among the chat's invited members."""
         try:
             reply = await self._ask("ListMembers", rpb.ListMembersRequest(chat_id=chat_id), tenant,
-                                    "confirm the chat's members")
+                                    "confirm the chat's members", CHAT_DEADLINE)
         except NotFound:
             return False
         return any(m.agent_id == agent_id and m.role == rpb.MEMBER_ROLE_PARTICIPANT for m in reply.members)
