@@ -92,17 +92,20 @@ async def status_of(call) -> grpc.StatusCode:
     return err.value.code()
 
 
-async def eventually(probe, what: str, attempts: int = 300, pause: float = 0.05):
-    """Poll an eventually-consistent effect (bounded), returning the first truthy result.
-    `probe` is a plain or an async function."""
-    for _ in range(attempts):
+async def eventually(probe, what: str, timeout: float = 15.0, interval: float = 0.05):
+    """Poll an eventually-consistent effect until `probe` (a plain or an async function)
+    returns something truthy, and return it; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
         result = probe()
         if inspect.isawaitable(result):
             result = await result
         if result:
             return result
-        await asyncio.sleep(pause)
-    raise AssertionError(f"never happened: {what}")
+        if loop.time() > deadline:
+            raise AssertionError(f"never happened within {timeout}s: {what} (last value: {result!r})")
+        await asyncio.sleep(interval)
 
 
 @contextlib.asynccontextmanager

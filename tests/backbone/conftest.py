@@ -22,8 +22,12 @@ async def db(infra):
 async def names(infra):
     """Fresh schema, subject prefix and durable names for one test, removed from the
     session servers afterwards (so the real services' streams are never touched)."""
-    chosen = {"prefix": unique("bb"), "producer": unique("bb_prod_"), "consumer": unique("bb_cons_"),
-              "durable": unique("bb-applier-")}
+    chosen = {
+        "prefix": unique("bb"),
+        "producer": unique("bb_prod_"),
+        "consumer": unique("bb_cons_"),
+        "durable": unique("bb-applier-"),
+    }
     yield chosen
     conn = await asyncpg.connect(infra["database_url"])
     try:

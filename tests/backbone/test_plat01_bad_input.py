@@ -15,8 +15,7 @@ from tests.fixtures import auth
 
 @pytest.fixture
 async def runner(names):
-    runner = await ServiceRunner(build_spec(names["producer"]), Settings(subject_prefix=names["prefix"]),
-                                 port=0).start()
+    runner = await ServiceRunner(build_spec(names["producer"]), Settings(subject_prefix=names["prefix"]), port=0).start()
     try:
         yield runner
     finally:

@@ -12,29 +12,30 @@ from kaiwa_common.app import ServiceRunner
 from kaiwa_common.config import Settings
 from kaiwa_common.events import subject
 from tests.backbone import worker
-from tests.backbone.support import BackboneClient, eventually, wait_consumer_settled
-from tests.fixtures import auth
+from tests.backbone.support import BackboneClient, wait_consumer_settled
+from tests.fixtures import auth, eventually
 
 
 @pytest.mark.expected_error_logs("event parked in dead_letters", "event handler failed")
 async def test_plat01_consumer_dead_letters_poison_and_retries_transient_errors(infra, names, tenant):
     prefix, durable = names["prefix"], names["durable"]
-    runner = await ServiceRunner(worker.build_spec(names["producer"], consumer=durable),
-                                 Settings(subject_prefix=prefix), port=0).start()
+    runner = await ServiceRunner(
+        worker.build_spec(names["producer"], consumer=durable), Settings(subject_prefix=prefix), port=0
+    ).start()
     try:
         pool = runner.ctx.pool
         nc = await nats.connect(infra["nats_url"])
         try:
             garbage = b"\x0f not an Event envelope"
-            await nc.jetstream().publish(subject(prefix, worker.SOURCE, worker.EVENT_TYPE), garbage,
-                                         headers={"Nats-Msg-Id": f"garbage-{tenant}"})
+            await nc.jetstream().publish(
+                subject(prefix, worker.SOURCE, worker.EVENT_TYPE), garbage, headers={"Nats-Msg-Id": f"garbage-{tenant}"}
+            )
         finally:
             await nc.close()
 
         async with grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}") as channel:
             client = BackboneClient(channel, auth(tenant, "agent", "a1"))
-            ids = {kind: (await client.write(f"{kind}-{tenant}")).value
-                   for kind in ("permanent", "flaky", "boom", "fine")}
+            ids = {kind: (await client.write(f"{kind}-{tenant}")).value for kind in ("permanent", "flaky", "boom", "fine")}
 
         async def settled_effects():
             parked = await pool.fetchval("SELECT count(*) FROM dead_letters")

@@ -10,8 +10,8 @@ import nats
 from kaiwa_common.db import create_pool
 from kaiwa_common.events import stream_name
 from kaiwa_common.outbox import Outbox
-from tests.backbone.support import (applied_counts, assert_exactly_once, eventually, table_count,
-                                    wait_consumer_settled)
+from tests.backbone.support import applied_counts, assert_exactly_once, table_count, wait_consumer_settled
+from tests.fixtures import eventually
 from tests.backbone.worker import SOURCE, produce
 
 EVENTS = 1500
@@ -36,8 +36,7 @@ async def test_plat01_relay_killed_mid_stream_delivers_each_event_once(db, names
     try:
         outbox = Outbox(SOURCE, prefix, producer_schema)
         written: list[str] = []
-        writing = asyncio.create_task(
-            produce(pool, outbox, tenant, [f"n{i}" for i in range(EVENTS)], 10, written, pause=0.005))
+        writing = asyncio.create_task(produce(pool, outbox, tenant, [f"n{i}" for i in range(EVENTS)], 10, written, pause=0.005))
 
         async def applied() -> int:
             return await table_count(db, consumer_schema, "applied")
@@ -83,8 +82,7 @@ async def test_plat01_consumer_killed_mid_stream_applies_each_event_once(db, nam
     pool = await create_pool(infra["database_url"], producer_schema, min_size=1, max_size=2)
     try:
         outbox = Outbox(SOURCE, prefix, producer_schema)
-        writing = asyncio.create_task(
-            produce(pool, outbox, tenant, [f"n{i}" for i in range(EVENTS)], 10, pause=0.005))
+        writing = asyncio.create_task(produce(pool, outbox, tenant, [f"n{i}" for i in range(EVENTS)], 10, pause=0.005))
 
         async def applied() -> int:
             return await table_count(db, consumer_schema, "applied")

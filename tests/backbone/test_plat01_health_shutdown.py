@@ -13,9 +13,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from kaiwa_common.devservers import LocalNats, LocalPostgres, free_port
-from tests.backbone.support import NOT_SERVING, SERVING, BackboneClient, eventually, rpc_code, table_count
+from tests.backbone.support import NOT_SERVING, SERVING, BackboneClient, rpc_code, table_count
 from tests.backbone.worker import SERVICE
-from tests.fixtures import auth
+from tests.fixtures import auth, eventually
 
 
 async def _reflect(channel: grpc.aio.Channel, request: reflection_pb2.ServerReflectionRequest):
@@ -26,6 +26,7 @@ async def _reflect(channel: grpc.aio.Channel, request: reflection_pb2.ServerRefl
 
 async def _waiting_for_nats(db, worker, schema: str) -> None:
     """The service has its database (its migrations are in) and is now waiting for NATS."""
+
     async def migrated() -> bool:
         return await db.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{schema}".slow_calls')
 
@@ -54,8 +55,10 @@ async def test_plat01_health_waits_for_nats_then_sigterm_drains_in_flight_call(d
             names_listed = {s.name for s in listed.list_services_response.service}
             assert {SERVICE, "grpc.health.v1.Health"} <= names_listed
             described = await _reflect(channel, reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE))
-            files = [descriptor_pb2.FileDescriptorProto.FromString(raw)
-                     for raw in described.file_descriptor_response.file_descriptor_proto]
+            files = [
+                descriptor_pb2.FileDescriptorProto.FromString(raw)
+                for raw in described.file_descriptor_response.file_descriptor_proto
+            ]
             methods = {m.name for f in files for s in f.service for m in s.method}
             assert {"Write", "Whoami", "Slow", "Ping"} <= methods
 
@@ -81,8 +84,7 @@ async def test_plat01_health_waits_for_nats_then_sigterm_drains_in_flight_call(d
 
 async def test_plat01_sigterm_while_waiting_for_nats_exits_cleanly(db, names, workers):
     unused = free_port()  # nothing listens here
-    worker = workers("svc", schema=names["producer"], prefix=names["prefix"],
-                     nats_url=f"nats://127.0.0.1:{unused}").start()
+    worker = workers("svc", schema=names["producer"], prefix=names["prefix"], nats_url=f"nats://127.0.0.1:{unused}").start()
     await _waiting_for_nats(db, worker, names["producer"])
     worker.proc.send_signal(signal.SIGTERM)
     assert await worker.wait_exit() == 0

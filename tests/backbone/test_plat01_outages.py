@@ -17,10 +17,16 @@ import grpc
 from kaiwa_common.db import create_pool, unit_of_work
 from kaiwa_common.devservers import LocalNats, LocalPostgres, free_port
 from kaiwa_common.timers import schedule
-from tests.backbone.support import (BackboneClient, applied_counts, assert_exactly_once, eventually, rpc_code,
-                                    table_count, wait_consumer_settled)
+from tests.backbone.support import (
+    BackboneClient,
+    applied_counts,
+    assert_exactly_once,
+    rpc_code,
+    table_count,
+    wait_consumer_settled,
+)
 from tests.backbone.worker import TIMER_KIND
-from tests.fixtures import auth
+from tests.fixtures import auth, eventually
 
 
 async def _count(url: str, schema: str, table: str) -> int:
@@ -35,8 +41,7 @@ async def test_plat01_nats_down_writes_accepted_and_delivered_once_after(db, nam
     nats_server = LocalNats(tmp_path / "nats", free_port()).start()
     try:
         prefix, producer_schema, consumer_schema = names["prefix"], names["producer"], names["consumer"]
-        consumer = workers("consumer", schema=consumer_schema, prefix=prefix, consumer=names["durable"],
-                           nats_url=nats_server.url)
+        consumer = workers("consumer", schema=consumer_schema, prefix=prefix, consumer=names["durable"], nats_url=nats_server.url)
         producer = workers("producer", schema=producer_schema, prefix=prefix, nats_url=nats_server.url)
         await asyncio.gather(consumer.start_serving(), producer.start_serving())
 
@@ -56,15 +61,20 @@ async def test_plat01_nats_down_writes_accepted_and_delivered_once_after(db, nam
             # The write path does not need NATS: every call succeeds, the outbox grows.
             during = [(await client.write(f"during-{i}")).value for i in range(300)]
             assert await outbox() == len(during)
-            await eventually(lambda: _logged(producer, "relay could not publish"),
-                             "the relay to fail publishing while NATS is down", timeout=20, interval=0.2)
+            await eventually(
+                lambda: _logged(producer, "relay could not publish"),
+                "the relay to fail publishing while NATS is down",
+                timeout=20,
+                interval=0.2,
+            )
             assert await applied() == 50
 
             nats_server.start()  # same port, same store directory
             ids += during
             ids += [(await client.write(f"after-{i}")).value for i in range(50)]
-            await eventually(lambda: _equals(applied, len(ids)), "every event to be applied after NATS is back",
-                             timeout=45, interval=0.1)
+            await eventually(
+                lambda: _equals(applied, len(ids)), "every event to be applied after NATS is back", timeout=45, interval=0.1
+            )
         await wait_consumer_settled(nats_server.url, prefix, names["durable"])
         assert await outbox() == 0
         assert_exactly_once(await applied_counts(db, consumer_schema, tenant), ids)
@@ -77,8 +87,7 @@ async def test_plat01_postgres_restart_and_crash_services_reconnect(names, worke
     pg = LocalPostgres(tmp_path / "pg", free_port(), database="kaiwa", durable=True).start()
     try:
         prefix, producer_schema, consumer_schema = names["prefix"], names["producer"], names["consumer"]
-        consumer = workers("consumer", schema=consumer_schema, prefix=prefix, consumer=names["durable"],
-                           database_url=pg.url)
+        consumer = workers("consumer", schema=consumer_schema, prefix=prefix, consumer=names["durable"], database_url=pg.url)
         producer = workers("producer", schema=producer_schema, prefix=prefix, database_url=pg.url, timers=True)
         await asyncio.gather(consumer.start_serving(), producer.start_serving())
 
@@ -90,13 +99,13 @@ async def test_plat01_postgres_restart_and_crash_services_reconnect(names, worke
             client = BackboneClient(channel, auth(tenant, "agent", "a1"))
             for outage, take_down in (("stop", pg.stop), ("kill", pg.kill)):
                 ids += [(await client.write(f"{outage}-before-{i}")).value for i in range(20)]
-                await eventually(lambda: _equals(applied, len(ids)), "events before the outage to be applied")
+                written = len(ids)
+                await eventually(lambda n=written: _equals(applied, n), "events before the outage to be applied")
                 pool = await create_pool(pg.url, producer_schema, min_size=1, max_size=1)
                 try:
                     async with unit_of_work(pool) as conn:
                         await schedule(conn, tenant, TIMER_KIND, f"due-while-down-{outage}", delay=0.3)
-                        due = await conn.fetchval("SELECT due_at FROM timers WHERE key = $1",
-                                                  f"due-while-down-{outage}")
+                        due = await conn.fetchval("SELECT due_at FROM timers WHERE key = $1", f"due-while-down-{outage}")
                 finally:
                     await pool.close()
 
@@ -107,7 +116,7 @@ async def test_plat01_postgres_restart_and_crash_services_reconnect(names, worke
                     await asyncio.sleep(0.05)
                 pg.start()
 
-                async def write_succeeds() -> str | None:
+                async def write_succeeds(outage: str = outage) -> str | None:
                     try:
                         return (await client.write(f"{outage}-first-after", timeout=5)).value
                     except grpc.aio.AioRpcError as err:
@@ -116,11 +125,13 @@ async def test_plat01_postgres_restart_and_crash_services_reconnect(names, worke
 
                 ids.append(await eventually(write_succeeds, "writes to succeed again", timeout=30, interval=0.1))
                 ids += [(await client.write(f"{outage}-after-{i}")).value for i in range(20)]
-                await eventually(lambda: _equals(applied, len(ids)), "relay and consumer to resume", timeout=30)
-                await eventually(lambda: _relay_listening(pg.url, producer_schema),
-                                 "the relay to LISTEN for outbox notifications again")
+                written = len(ids)
+                await eventually(lambda n=written: _equals(applied, n), "relay and consumer to resume", timeout=30)
+                await eventually(
+                    lambda: _relay_listening(pg.url, producer_schema), "the relay to LISTEN for outbox notifications again"
+                )
 
-                async def timer_fired() -> bool:
+                async def timer_fired(outage: str = outage) -> bool:
                     return await _count(pg.url, producer_schema, "timer_fired") == (1 if outage == "stop" else 2)
 
                 await eventually(timer_fired, "the timer that came due while down to fire")
@@ -142,8 +153,9 @@ async def test_plat01_postgres_restart_and_crash_services_reconnect(names, worke
 async def _relay_listening(url: str, schema: str) -> bool:
     conn = await asyncpg.connect(url)
     try:
-        return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query = $1",
-                                   f'LISTEN "kaiwa_outbox_{schema}"') == 1
+        return (
+            await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query = $1", f'LISTEN "kaiwa_outbox_{schema}"') == 1
+        )
     finally:
         await conn.close()
 

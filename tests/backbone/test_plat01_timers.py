@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kaiwa_common.db import create_pool, unit_of_work
 from kaiwa_common.timers import cancel, schedule
-from tests.backbone.support import eventually
+from tests.fixtures import eventually
 from tests.backbone.worker import TIMER_KIND
 
 TIMERS = 300
@@ -31,8 +31,7 @@ async def test_plat01_timers_fire_once_across_two_processes_and_after_restart(in
         await eventually(_no_due_timers(pool), "the timer table to be empty")
         per_key = await pool.fetch("SELECT key, count(*) AS n FROM timer_fired WHERE tenant = $1 GROUP BY key", tenant)
         assert len(per_key) == TIMERS and all(r["n"] == 1 for r in per_key)
-        runners = await pool.fetch("SELECT runner, count(*) AS n FROM timer_fired WHERE tenant = $1 GROUP BY 1",
-                                   tenant)
+        runners = await pool.fetch("SELECT runner, count(*) AS n FROM timer_fired WHERE tenant = $1 GROUP BY 1", tenant)
         assert len(runners) == 2, f"both processes should have fired timers: {[dict(r) for r in runners]}"
 
         # Every process down (kill -9); timers come due meanwhile; one is cancelled.
@@ -49,8 +48,9 @@ async def test_plat01_timers_fire_once_across_two_processes_and_after_restart(in
         await first.start_serving()
 
         async def keys_fired() -> dict[str, int]:
-            rows = await pool.fetch("SELECT key, count(*) AS n FROM timer_fired WHERE tenant = $1 "
-                                    "AND key NOT LIKE '%-k%' GROUP BY key", tenant)
+            rows = await pool.fetch(
+                "SELECT key, count(*) AS n FROM timer_fired WHERE tenant = $1 AND key NOT LIKE '%-k%' GROUP BY key", tenant
+            )
             return {r["key"]: r["n"] for r in rows}
 
         async def both_fired():
@@ -70,10 +70,12 @@ async def _at_least(count, n: int) -> bool:
 def _no_due_timers(pool):
     async def probe() -> bool:
         return await pool.fetchval("SELECT count(*) FROM timers") == 0
+
     return probe
 
 
 def _all_due(pool):
     async def probe() -> bool:
         return await pool.fetchval("SELECT bool_and(due_at < now()) FROM timers")
+
     return probe

@@ -31,10 +31,10 @@ KAIWA_CLI = Path(sys.prefix) / "bin" / "kaiwa"
 
 def _key_pair() -> tuple[str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     return private, public
 
 
@@ -55,8 +55,7 @@ async def services(infra):
     private, public = _key_pair()
     schema, prefix = unique("bb_auth_"), unique("bb")
     hs = await ServiceRunner(build_spec(schema), Settings(subject_prefix=prefix), port=0).start()
-    rs = await ServiceRunner(build_spec(schema), Settings(subject_prefix=prefix, jwt_public_key=public),
-                             port=0).start()
+    rs = await ServiceRunner(build_spec(schema), Settings(subject_prefix=prefix, jwt_public_key=public), port=0).start()
     try:
         yield {"hs": hs, "rs": rs, "private": private, "public": public}
     finally:
@@ -151,7 +150,8 @@ async def test_plat02_health_reflection_and_public_methods_need_no_token(hs_chan
     health = await health_pb2_grpc.HealthStub(hs_channel).Check(health_pb2.HealthCheckRequest(service=SERVICE))
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     call = reflection_pb2_grpc.ServerReflectionStub(hs_channel).ServerReflectionInfo(
-        iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
     listed = [s.name async for reply in call for s in reply.list_services_response.service]
     assert SERVICE in listed
     assert await rpc_code(hs_client.ping()) == grpc.StatusCode.OK
@@ -189,8 +189,7 @@ async def test_plat02_kaiwa_token_cli_prints_only_a_verifiable_token(services, t
         assert (await BackboneClient(channel).whoami(_bearer(lines[0]))).value == f"{tenant}|agent-9|agent"
 
     # RS256 when a private key is configured; verifiable with the public key alone.
-    done = _cli("token", "--tenant", tenant, "--role", "admin", "--sub", "ops",
-                KAIWA_JWT_PRIVATE_KEY=services["private"])
+    done = _cli("token", "--tenant", tenant, "--role", "admin", "--sub", "ops", KAIWA_JWT_PRIVATE_KEY=services["private"])
     assert done.returncode == 0, done.stderr
     identity = verify_token(Settings(jwt_public_key=services["public"]), done.stdout.strip())
     assert (identity.tenant, identity.role, identity.sub) == (tenant, "admin", "ops")

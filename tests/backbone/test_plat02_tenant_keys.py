@@ -79,13 +79,13 @@ async def test_plat02_every_domain_table_and_key_starts_with_the_tenant(migrated
     assert len(tables) > 10  # the services' domain tables really were found
     faults = []
     for table in tables:
-        where = f'{table["schema"]}.{table["name"]}'
+        where = f"{table['schema']}.{table['name']}"
         tenant = await conn.fetchrow(
-            "SELECT attnotnull FROM pg_attribute WHERE attrelid = $1 AND attname = 'tenant' AND NOT attisdropped",
-            table["oid"])
+            "SELECT attnotnull FROM pg_attribute WHERE attrelid = $1 AND attname = 'tenant' AND NOT attisdropped", table["oid"]
+        )
         if tenant is None or not tenant["attnotnull"]:
             faults.append(f"{where}: no NOT NULL tenant column")
         for key in await conn.fetch(KEYS, table["oid"]):
             if not key["columns"] or key["columns"][0] != "tenant":
-                faults.append(f'{where}: {key["kind"]} {key["name"]} is ({", ".join(key["columns"])})')
+                faults.append(f"{where}: {key['kind']} {key['name']} is ({', '.join(key['columns'])})")
     assert not faults, "\n".join(faults)

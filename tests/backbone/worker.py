@@ -42,7 +42,7 @@ from kaiwa_common.outbox import Outbox
 from kaiwa_common.timers import Timer
 
 SERVICE = "kaiwa.backbone.v1.Backbone"
-SOURCE = "routing"            # a producing service known to ensure_streams
+SOURCE = "routing"  # a producing service known to ensure_streams
 EVENT_TYPE = "agent_availability_changed"
 TIMER_KIND = "bb_ping"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -80,12 +80,19 @@ def _register_descriptor() -> None:
     except KeyError:
         pass
     proto = descriptor_pb2.FileDescriptorProto(
-        name="kaiwa/backbone/v1/backbone_test.proto", package="kaiwa.backbone.v1", syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto", "google/protobuf/empty.proto"])
+        name="kaiwa/backbone/v1/backbone_test.proto",
+        package="kaiwa.backbone.v1",
+        syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto", "google/protobuf/empty.proto"],
+    )
     service = proto.service.add(name="Backbone")
     for name, (request, response, streaming) in _METHODS.items():
-        service.method.add(name=name, input_type=f".{request.DESCRIPTOR.full_name}",
-                           output_type=f".{response.DESCRIPTOR.full_name}", server_streaming=streaming)
+        service.method.add(
+            name=name,
+            input_type=f".{request.DESCRIPTOR.full_name}",
+            output_type=f".{response.DESCRIPTOR.full_name}",
+            server_streaming=streaming,
+        )
     pool.AddSerializedFile(proto.SerializeToString())
 
 
@@ -98,15 +105,24 @@ async def write_note(ctx: ServiceContext, conn, tenant: str, note: str) -> str:
     return event.id
 
 
-async def produce(pool, outbox: Outbox, tenant: str, notes: list[str], per_transaction: int = 50,
-                  written: list[str] | None = None, pause: float = 0.0) -> list[str]:
+async def produce(
+    pool,
+    outbox: Outbox,
+    tenant: str,
+    notes: list[str],
+    per_transaction: int = 50,
+    written: list[str] | None = None,
+    pause: float = 0.0,
+) -> list[str]:
     """Writes one event per note into the outbox, `per_transaction` events per transaction,
     as a stream (`pause` seconds between transactions). Committed ids go to `written`."""
     written = [] if written is None else written
     for start in range(0, len(notes), per_transaction):
         async with unit_of_work(pool) as conn:
-            batch = [(await outbox.add(conn, tenant, AgentAvailabilityChanged(agent_id=note, availability="online"))).id
-                     for note in notes[start:start + per_transaction]]
+            batch = [
+                (await outbox.add(conn, tenant, AgentAvailabilityChanged(agent_id=note, availability="online"))).id
+                for note in notes[start : start + per_transaction]
+            ]
         written.extend(batch)
         await asyncio.sleep(pause)
     return written
@@ -154,9 +170,10 @@ def add_servicers(server: grpc.aio.Server, ctx: ServiceContext) -> None:
     servicer = Backbone(ctx)
     handlers = {
         name: (grpc.unary_stream_rpc_method_handler if streaming else grpc.unary_unary_rpc_method_handler)(
-            getattr(servicer, name), request_deserializer=request.FromString,
-            response_serializer=response.SerializeToString)
-        for name, (request, response, streaming) in _METHODS.items()}
+            getattr(servicer, name), request_deserializer=request.FromString, response_serializer=response.SerializeToString
+        )
+        for name, (request, response, streaming) in _METHODS.items()
+    }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
 
@@ -170,8 +187,9 @@ def make_consumer(name: str, ack_wait: float = 30.0) -> ConsumerSpec:
             raise Unavailable(f"note {note!r}: downstream briefly unavailable")
         if note.startswith("boom"):
             raise RuntimeError(f"note {note!r}: handler bug")
-        await conn.execute("INSERT INTO applied (tenant, consumer, event_id, note) VALUES ($1, $2, $3, $4)",
-                           event.tenant, name, event.id, note)
+        await conn.execute(
+            "INSERT INTO applied (tenant, consumer, event_id, note) VALUES ($1, $2, $3, $4)", event.tenant, name, event.id, note
+        )
 
     return ConsumerSpec(name, SOURCE, [EVENT_TYPE], apply, max_attempts=2, ack_wait=ack_wait)
 
@@ -180,8 +198,7 @@ def timer_handler(runner: str):
     async def fire(timer: Timer, conn) -> None:
         if timer.key.startswith("flaky") and timer.attempts == 0:
             raise RuntimeError(f"timer {timer.key}: first attempt fails")
-        await conn.execute("INSERT INTO timer_fired (tenant, key, runner) VALUES ($1, $2, $3)",
-                           timer.tenant, timer.key, runner)
+        await conn.execute("INSERT INTO timer_fired (tenant, key, runner) VALUES ($1, $2, $3)", timer.tenant, timer.key, runner)
         await asyncio.sleep(0.002)  # hold the claimed batch a moment, as real handlers do
 
     return fire
@@ -189,18 +206,27 @@ def timer_handler(runner: str):
 
 def build_spec(schema: str, consumer: str | None = None, ack_wait: float = 30.0, timers: bool = False) -> ServiceSpec:
     return ServiceSpec(
-        name=SOURCE, schema=schema, migrations=MIGRATIONS, grpc_services=[SERVICE], policy=POLICY,
+        name=SOURCE,
+        schema=schema,
+        migrations=MIGRATIONS,
+        grpc_services=[SERVICE],
+        policy=POLICY,
         add_servicers=add_servicers,
         consumers=lambda ctx: [make_consumer(consumer, ack_wait)] if consumer else [],
-        timers=lambda ctx: {TIMER_KIND: timer_handler(f"pid{os.getpid()}")} if timers else {})
+        timers=lambda ctx: {TIMER_KIND: timer_handler(f"pid{os.getpid()}")} if timers else {},
+    )
 
 
 def spec_from_env() -> ServiceSpec:
     """BB_SCHEMA, BB_CONSUMER (durable name; empty: no consumer), BB_ACK_WAIT, BB_TIMERS=1.
     Port, database, NATS, subject prefix and secrets come from the usual KAIWA_* variables
     (the port from KAIWA_ROUTING_PORT, as the service is named after its event source)."""
-    return build_spec(os.environ["BB_SCHEMA"], os.environ.get("BB_CONSUMER") or None,
-                      float(os.environ.get("BB_ACK_WAIT", "30")), os.environ.get("BB_TIMERS") == "1")
+    return build_spec(
+        os.environ["BB_SCHEMA"],
+        os.environ.get("BB_CONSUMER") or None,
+        float(os.environ.get("BB_ACK_WAIT", "30")),
+        os.environ.get("BB_TIMERS") == "1",
+    )
 
 
 if __name__ == "__main__":

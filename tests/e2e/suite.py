@@ -76,9 +76,16 @@ class Suite:
             env[f"KAIWA_{service.upper()}_PORT"] = str(free_port())
         logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"kaiwa-e2e-{uuid.uuid4().hex[:6]}"
         logs.mkdir(parents=True)
-        procs = {name: subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
-                                        stdout=open(logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
-                 for name, module in MODULES.items()}
+        procs = {
+            name: subprocess.Popen(
+                [sys.executable, "-m", module],
+                env=env,
+                cwd=ROOT,
+                stdout=open(logs / f"{name}.log", "wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for name, module in MODULES.items()
+        }
         suite = cls(env, procs, llm, logs)
         try:
             await suite.wait_serving()
@@ -96,7 +103,8 @@ class Suite:
                     raise RuntimeError(f"{name} exited: {(self.logs / f'{name}.log').read_text()[-3000:]}")
                 try:
                     reply = await health_pb2_grpc.HealthStub(self.channel(name)).Check(
-                        health_pb2.HealthCheckRequest(), timeout=0.5)
+                        health_pb2.HealthCheckRequest(), timeout=0.5
+                    )
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         pending.discard(name)
                 except grpc.aio.AioRpcError:
@@ -121,6 +129,9 @@ class Suite:
 
     def error_lines(self) -> list[str]:
         """Every line at level error or above in the services' logs."""
-        return [f"{name}: {line}" for name in self.procs
-                for line in (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
-                if '"level": "error"' in line or '"level": "critical"' in line or line.startswith("Traceback")]
+        return [
+            f"{name}: {line}"
+            for name in self.procs
+            for line in (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
+            if '"level": "error"' in line or '"level": "critical"' in line or line.startswith("Traceback")
+        ]

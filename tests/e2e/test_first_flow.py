@@ -53,8 +53,9 @@ async def test_plat01_first_flow_through_all_five_services(suite: Suite, tenant)
 
     # An admin creates a department and an agent; the agent goes online.
     sales = await routing.UpsertDepartment(rt.UpsertDepartmentRequest(name="Sales"), metadata=admin)
-    agent = await routing.UpsertAgent(rt.UpsertAgentRequest(
-        email="aiko@example.com", name="Aiko", department_ids=[sales.id], max_chats=2), metadata=admin)
+    agent = await routing.UpsertAgent(
+        rt.UpsertAgentRequest(email="aiko@example.com", name="Aiko", department_ids=[sales.id], max_chats=2), metadata=admin
+    )
     as_agent = auth(tenant, "agent", agent.id)
     await routing.SetAvailability(rt.SetAvailabilityRequest(availability=rt.AVAILABILITY_ONLINE), metadata=as_agent)
 
@@ -62,16 +63,30 @@ async def test_plat01_first_flow_through_all_five_services(suite: Suite, tenant)
     key = await visitor.CreateWidgetKey(vis.CreateWidgetKeyRequest(label="site"), metadata=admin)
     issued = await visitor.IssueVisitorToken(vis.IssueVisitorTokenRequest(widget_key=key.key))
     as_visitor = (("authorization", f"Bearer {issued.token}"),)
-    view = await visitor.TrackPageView(vis.TrackPageViewRequest(
-        visitor_id=issued.visitor_id, url="https://shop.example.com/pricing", title="Pricing",
-        referrer="https://www.google.com/search?q=kaiwa", user_agent="Mozilla/5.0", ip="203.0.113.7"),
-        metadata=as_visitor)
+    view = await visitor.TrackPageView(
+        vis.TrackPageViewRequest(
+            visitor_id=issued.visitor_id,
+            url="https://shop.example.com/pricing",
+            title="Pricing",
+            referrer="https://www.google.com/search?q=kaiwa",
+            user_agent="Mozilla/5.0",
+            ip="203.0.113.7",
+        ),
+        metadata=as_visitor,
+    )
     assert view.landing
 
     # The visitor starts a chat: queued, offered to the online agent, accepted -> open.
-    chat = await conversation.StartChat(conv.StartChatRequest(
-        channel=conv.CHANNEL_WEB, department_id=sales.id, question="Do you ship to Osaka?",
-        visitor_name="Taro", visitor_email="taro@example.com"), metadata=as_visitor)
+    chat = await conversation.StartChat(
+        conv.StartChatRequest(
+            channel=conv.CHANNEL_WEB,
+            department_id=sales.id,
+            question="Do you ship to Osaka?",
+            visitor_name="Taro",
+            visitor_email="taro@example.com",
+        ),
+        metadata=as_visitor,
+    )
     assert chat.state == conv.CHAT_STATE_QUEUED
 
     async def offered():
@@ -90,8 +105,9 @@ async def test_plat01_first_flow_through_all_five_services(suite: Suite, tenant)
 
     # Both follow the chat live; messages go both ways.
     seen: list = []
-    watcher = asyncio.create_task(_collect(
-        conversation.StreamChat(conv.StreamChatRequest(chat_id=chat.id), metadata=as_visitor), seen))
+    watcher = asyncio.create_task(
+        _collect(conversation.StreamChat(conv.StreamChatRequest(chat_id=chat.id), metadata=as_visitor), seen)
+    )
     first = await conversation.SendMessage(conv.SendMessageRequest(chat_id=chat.id, text="Yes, we do!"), metadata=as_agent)
     await conversation.SendMessage(conv.SendMessageRequest(chat_id=chat.id, text="Great, thanks"), metadata=as_visitor)
 
@@ -108,9 +124,14 @@ async def test_plat01_first_flow_through_all_five_services(suite: Suite, tenant)
     await conversation.SendMessage(conv.SendMessageRequest(chat_id=chat.id, text="One more thing"), metadata=as_agent)
     resumed: list = []
     latest = await conversation.GetChat(conv.GetChatRequest(chat_id=chat.id), metadata=as_agent)
-    await asyncio.wait_for(_collect(
-        conversation.StreamChat(conv.StreamChatRequest(chat_id=chat.id, after_seq=first.seq), metadata=as_visitor),
-        resumed, stop_after_seq=latest.last_seq), 30)
+    await asyncio.wait_for(
+        _collect(
+            conversation.StreamChat(conv.StreamChatRequest(chat_id=chat.id, after_seq=first.seq), metadata=as_visitor),
+            resumed,
+            stop_after_seq=latest.last_seq,
+        ),
+        30,
+    )
     seqs = [e.seq for e in resumed if e.seq]
     assert seqs == list(range(first.seq + 1, latest.last_seq + 1))
 
@@ -132,7 +153,8 @@ async def test_plat01_first_flow_through_all_five_services(suite: Suite, tenant)
     assert record.source == "chat"
 
     # The AI assistant rewrites a draft.
-    rewritten = await ai_assist.Rewrite(ai.RewriteRequest(
-        text="we can ship it tomorrow", tone=ai.TONE_POLITE, length=ai.LENGTH_LONGER), metadata=as_agent)
+    rewritten = await ai_assist.Rewrite(
+        ai.RewriteRequest(text="we can ship it tomorrow", tone=ai.TONE_POLITE, length=ai.LENGTH_LONGER), metadata=as_agent
+    )
     assert rewritten.text and rewritten.text != "we can ship it tomorrow"
     assert suite.llm.requests, "the rewrite went through the LLM endpoint"

@@ -21,8 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "kaiwa_common.devrun"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kaiwa_common.devrun"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -48,8 +54,12 @@ def _interrupt(proc: subprocess.Popen) -> list[str]:
 
 def test_plat05_make_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("KAIWA_DATABASE_URL", "KAIWA_NATS_URL")}
-    env.update(KAIWA_DEV_DATA=str(tmp_path / "data"), KAIWA_DEV_PG_PORT=str(free_port()),
-               KAIWA_DEV_NATS_PORT=str(free_port()), KAIWA_LOG_LEVEL="WARNING")
+    env.update(
+        KAIWA_DEV_DATA=str(tmp_path / "data"),
+        KAIWA_DEV_PG_PORT=str(free_port()),
+        KAIWA_DEV_NATS_PORT=str(free_port()),
+        KAIWA_LOG_LEVEL="WARNING",
+    )
     for service in MODULES:
         env[f"KAIWA_{service.upper()}_PORT"] = str(free_port())
 
@@ -66,15 +76,20 @@ def test_plat05_make_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
 
 def test_plat05_second_make_run_refuses_busy_ports_and_names_them(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("KAIWA_DATABASE_URL", "KAIWA_NATS_URL")}
-    env.update(KAIWA_DEV_DATA=str(tmp_path / "data"), KAIWA_DEV_PG_PORT=str(free_port()),
-               KAIWA_DEV_NATS_PORT=str(free_port()), KAIWA_LOG_LEVEL="WARNING")
+    env.update(
+        KAIWA_DEV_DATA=str(tmp_path / "data"),
+        KAIWA_DEV_PG_PORT=str(free_port()),
+        KAIWA_DEV_NATS_PORT=str(free_port()),
+        KAIWA_LOG_LEVEL="WARNING",
+    )
     for service in MODULES:
         env[f"KAIWA_{service.upper()}_PORT"] = str(free_port())
     with socket.socket() as holder:  # a stale process on the conversation port
         holder.bind(("127.0.0.1", int(env["KAIWA_CONVERSATION_PORT"])))
         holder.listen()
-        result = subprocess.run([sys.executable, "-m", "kaiwa_common.devrun"], env=env, cwd=ROOT,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "kaiwa_common.devrun"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
     assert result.returncode == 1
     assert f"port {env['KAIWA_CONVERSATION_PORT']} (conversation) is taken by pid {os.getpid()}" in result.stdout
     assert not (tmp_path / "data" / "postgres").exists()  # nothing was started

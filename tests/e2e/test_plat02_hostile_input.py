@@ -33,8 +33,16 @@ SERVICES = {
     "crm_bridge": crm_bridge_pb2.DESCRIPTOR.services_by_name["CrmBridgeService"],
     "ai_assist": ai_assist_pb2.DESCRIPTOR.services_by_name["AiAssistService"],
 }
-ODD_STRINGS = ["'; DROP TABLE chats; --", "\u202eevil\u202c", "😀" * 50, "x" * 5000, "../../etc/passwd",
-               "00000000-0000-0000-0000-000000000000", " ", "%s%n{0}"]
+ODD_STRINGS = [
+    "'; DROP TABLE chats; --",
+    "\u202eevil\u202c",
+    "😀" * 50,
+    "x" * 5000,
+    "../../etc/passwd",
+    "00000000-0000-0000-0000-000000000000",
+    " ",
+    "%s%n{0}",
+]
 ODD_NUMBERS = [-1, 2**31, -(2**31) - 1, 2**62]
 NEVER = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
 
@@ -51,8 +59,11 @@ def _scalar_paths(message_type, prefix="", depth=0):
     for field in message_type.fields:
         path = f"{prefix}{field.name}"
         if field.type == FieldDescriptor.TYPE_MESSAGE:
-            if depth < 2 and not field.message_type.GetOptions().map_entry \
-                    and not field.message_type.full_name.startswith("google.protobuf."):
+            if (
+                depth < 2
+                and not field.message_type.GetOptions().map_entry
+                and not field.message_type.full_name.startswith("google.protobuf.")
+            ):
                 yield from _scalar_paths(field.message_type, f"{path}.", depth + 1)
         else:
             yield path, field
@@ -117,9 +128,12 @@ async def suite():
 
 
 def _roles(tenant):
-    return {"admin": auth(tenant, "admin", "admin@example.com"), "agent": auth(tenant, "agent", "agent@example.com"),
-            "visitor": auth(tenant, "visitor", "00000000-0000-4000-8000-000000000001"),
-            "service": auth(tenant, "service", "e2e")}
+    return {
+        "admin": auth(tenant, "admin", "admin@example.com"),
+        "agent": auth(tenant, "agent", "agent@example.com"),
+        "visitor": auth(tenant, "visitor", "00000000-0000-4000-8000-000000000001"),
+        "service": auth(tenant, "service", "e2e"),
+    }
 
 
 async def test_plat02_nul_oversized_and_unknown_enums_are_invalid_argument_naming_the_field(suite, tenant):
@@ -139,8 +153,12 @@ async def test_plat02_nul_oversized_and_unknown_enums_are_invalid_argument_namin
                     err = await _call(suite, service, descriptor, method, request, metadata)
                     if not _refused_role(err):
                         break
-                if err is None or err.code() != grpc.StatusCode.INVALID_ARGUMENT \
-                        or expected not in err.details() or _field_violations(err) != [expected]:
+                if (
+                    err is None
+                    or err.code() != grpc.StatusCode.INVALID_ARGUMENT
+                    or expected not in err.details()
+                    or _field_violations(err) != [expected]
+                ):
                     wrong.append((method.full_name, path, str(value)[:12], err and err.code(), err and err.details()))
                 checked += 1
     assert not wrong, "\n".join(map(str, wrong))

@@ -47,8 +47,10 @@ async def _team(routing: RoutingServiceStub, tenant: str, department: str) -> li
     admin = auth(tenant, "admin", "admin@example.com")
     team = []
     for i in range(AGENTS):
-        agent = await routing.UpsertAgent(rt.UpsertAgentRequest(
-            email=f"agent{i}@example.com", name=f"担当者{i}", department_ids=[department], max_chats=60), metadata=admin)
+        agent = await routing.UpsertAgent(
+            rt.UpsertAgentRequest(email=f"agent{i}@example.com", name=f"担当者{i}", department_ids=[department], max_chats=60),
+            metadata=admin,
+        )
         md = auth(tenant, "agent", agent.id)
         await routing.SetAvailability(rt.SetAvailabilityRequest(availability=rt.AVAILABILITY_ONLINE), metadata=md)
         team.append((agent.id, md))
@@ -59,8 +61,9 @@ async def _write_at_once(conversation: ConversationServiceStub, chat_id: str, md
     """SendMessage right away; PERMISSION_DENIED is a failure, UNAVAILABLE is retried."""
     for _ in range(RETRIES):
         try:
-            await conversation.SendMessage(conv.SendMessageRequest(chat_id=chat_id, text="はい、承ります"), metadata=md,
-                                           timeout=30)
+            await conversation.SendMessage(
+                conv.SendMessageRequest(chat_id=chat_id, text="はい、承ります"), metadata=md, timeout=30
+            )
             outcomes["OK"] += 1
             return
         except grpc.aio.AioRpcError as err:
@@ -71,17 +74,32 @@ async def _write_at_once(conversation: ConversationServiceStub, chat_id: str, md
 
 
 async def _start_all(conversation: ConversationServiceStub, tenant: str, department: str) -> list[conv.Chat]:
-    return list(await asyncio.gather(*(conversation.StartChat(conv.StartChatRequest(
-        channel=conv.CHANNEL_WEB, department_id=department, question=f"質問 {i}", request_id=f"start-{i}"),
-        metadata=auth(tenant, "visitor", f"visitor-{i}"), timeout=30) for i in range(CHATS))))
+    return list(
+        await asyncio.gather(
+            *(
+                conversation.StartChat(
+                    conv.StartChatRequest(
+                        channel=conv.CHANNEL_WEB, department_id=department, question=f"質問 {i}", request_id=f"start-{i}"
+                    ),
+                    metadata=auth(tenant, "visitor", f"visitor-{i}"),
+                    timeout=30,
+                )
+                for i in range(CHATS)
+            )
+        )
+    )
 
 
 async def test_rout02_accept_then_send_at_once_is_never_permission_denied(suite: Suite, tenant):
     routing = RoutingServiceStub(suite.channel("routing"))
     conversation = ConversationServiceStub(suite.channel("conversation"))
     admin = auth(tenant, "admin", "admin@example.com")
-    sales = await routing.UpsertDepartment(rt.UpsertDepartmentRequest(
-        name="Sales", strategy=rt.STRATEGY_RING_ALL, max_wait_seconds=3600, accept_timeout_seconds=3600), metadata=admin)
+    sales = await routing.UpsertDepartment(
+        rt.UpsertDepartmentRequest(
+            name="Sales", strategy=rt.STRATEGY_RING_ALL, max_wait_seconds=3600, accept_timeout_seconds=3600
+        ),
+        metadata=admin,
+    )
     team = await _team(routing, tenant, sales.id)
     accepted: dict[str, str] = {}
     outcomes: Counter = Counter()
@@ -106,8 +124,7 @@ async def test_rout02_accept_then_send_at_once_is_never_permission_denied(suite:
         await asyncio.sleep(0.5)  # the offer streams are open
         began = time.monotonic()
         chats = await _start_all(conversation, tenant, sales.id)
-        await eventually(lambda: len(accepted) == CHATS and len(writes) == CHATS, "every chat accepted",
-                         attempts=1200, pause=0.1)
+        await eventually(lambda: len(accepted) == CHATS and len(writes) == CHATS, "every chat accepted", attempts=1200, pause=0.1)
         await asyncio.gather(*writes)
     finally:
         for task in listeners:
@@ -118,8 +135,9 @@ async def test_rout02_accept_then_send_at_once_is_never_permission_denied(suite:
     assert outcomes["OK"] == CHATS, dict(outcomes)
     assert outcomes["UNAVAILABLE"] <= CHATS // 10, dict(outcomes)
     for chat in chats[:10]:  # the assignment is shown once, the answer after it
-        messages = await conversation.ListMessages(conv.ListMessagesRequest(chat_id=chat.id),
-                                                   metadata=auth(tenant, "agent", accepted[chat.id]))
+        messages = await conversation.ListMessages(
+            conv.ListMessagesRequest(chat_id=chat.id), metadata=auth(tenant, "agent", accepted[chat.id])
+        )
         kinds = [m.system.type or m.sender_kind for m in messages.messages]
         assert kinds.count("accepted") == 1 and kinds.index("accepted") < kinds.index(conv.SENDER_KIND_AGENT), kinds
 
@@ -129,8 +147,7 @@ async def test_rout02_start_then_assign_at_once_is_never_not_found(suite: Suite,
     conversation = ConversationServiceStub(suite.channel("conversation"))
     admin = auth(tenant, "admin", "admin@example.com")
     # The chats wait in a department without agents (no offers); the team assigns them to itself.
-    support = await routing.UpsertDepartment(rt.UpsertDepartmentRequest(name="Support", max_wait_seconds=3600),
-                                             metadata=admin)
+    support = await routing.UpsertDepartment(rt.UpsertDepartmentRequest(name="Support", max_wait_seconds=3600), metadata=admin)
     team_department = await routing.UpsertDepartment(rt.UpsertDepartmentRequest(name="Team"), metadata=admin)
     team = await _team(routing, tenant, team_department.id)
     assigned: Counter = Counter()
@@ -138,8 +155,11 @@ async def test_rout02_start_then_assign_at_once_is_never_not_found(suite: Suite,
 
     async def start_and_take(i: int) -> None:
         agent_id, md = team[i % AGENTS]
-        chat = await conversation.StartChat(conv.StartChatRequest(channel=conv.CHANNEL_WEB, department_id=support.id),
-                                            metadata=auth(tenant, "visitor", f"visitor-{i}"), timeout=30)
+        chat = await conversation.StartChat(
+            conv.StartChatRequest(channel=conv.CHANNEL_WEB, department_id=support.id),
+            metadata=auth(tenant, "visitor", f"visitor-{i}"),
+            timeout=30,
+        )
         for _ in range(RETRIES):
             try:
                 await routing.AssignChat(rt.AssignChatRequest(chat_id=chat.id), metadata=md, timeout=30)
@@ -154,8 +174,10 @@ async def test_rout02_start_then_assign_at_once_is_never_not_found(suite: Suite,
 
     began = time.monotonic()
     await asyncio.gather(*(start_and_take(i) for i in range(CHATS)))
-    print(f"\n(ii) {CHATS} chats started, self-assigned and answered in {time.monotonic() - began:.1f} s: "
-          f"AssignChat {dict(assigned)}, SendMessage {dict(outcomes)}")
+    print(
+        f"\n(ii) {CHATS} chats started, self-assigned and answered in {time.monotonic() - began:.1f} s: "
+        f"AssignChat {dict(assigned)}, SendMessage {dict(outcomes)}"
+    )
     assert assigned["NOT_FOUND"] == 0, dict(assigned)
     assert assigned["OK"] == CHATS, dict(assigned)
     assert outcomes["PERMISSION_DENIED"] == 0 and outcomes["OK"] == CHATS, dict(outcomes)

@@ -11,6 +11,7 @@ from .api import AiAssistApi
 from .handlers import Rewriter
 from .providers import provider_from_env
 
+
 def _add_servicers(server, ctx: ServiceContext) -> None:
     # The provider is configured from the environment when the service starts.
     rewriter = Rewriter(*provider_from_env())
@@ -20,7 +21,7 @@ def _add_servicers(server, ctx: ServiceContext) -> None:
 SPEC = ServiceSpec(
     name="ai_assist",
     schema="ai_assist",
-    migrations=None,           # nothing stored yet: a rewrite is a suggestion, not a record
+    migrations=None,  # nothing stored yet: a rewrite is a suggestion, not a record
     grpc_services=["kaiwa.ai_assist.v1.AiAssistService"],
     policy={"Rewrite": STAFF},
     add_servicers=_add_servicers,

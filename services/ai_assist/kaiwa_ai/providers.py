@@ -16,7 +16,7 @@ from kaiwa_common.config import env_float, env_int, env_str
 
 log = logging.getLogger("kaiwa.ai.llm")
 
-RETRY_AFTER_CAP = 5.0   # seconds; a longer wait is better answered by UNAVAILABLE
+RETRY_AFTER_CAP = 5.0  # seconds; a longer wait is better answered by UNAVAILABLE
 
 
 class ProviderError(Exception):
@@ -79,7 +79,9 @@ class OpenAICompatible:
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, _Retryable)),
             stop=stop_after_attempt(max(1, self.settings.max_attempts)),
-            wait=_wait, reraise=True)
+            wait=_wait,
+            reraise=True,
+        )
         try:
             # A client per rewrite: made inside the running loop, nothing left open between calls.
             async with httpx.AsyncClient(timeout=self.settings.timeout, headers=self.headers) as client:
@@ -97,13 +99,17 @@ class OpenAICompatible:
         except httpx.TransportError as exc:
             raise _Retryable(f"LLM provider {self.name} is unreachable: {exc!r}") from None
         if response.status_code == 429 or response.status_code >= 500:
-            log.warning("LLM provider busy or failing, retrying",
-                        extra={"fields": {"status": response.status_code, "provider": self.name}})
-            raise _Retryable(f"LLM provider {self.name} answered HTTP {response.status_code}: {_error_text(response)}",
-                             _retry_after(response))
+            log.warning(
+                "LLM provider busy or failing, retrying",
+                extra={"fields": {"status": response.status_code, "provider": self.name}},
+            )
+            raise _Retryable(
+                f"LLM provider {self.name} answered HTTP {response.status_code}: {_error_text(response)}", _retry_after(response)
+            )
         if response.status_code != 200:
-            raise ProviderError(f"LLM provider {self.name} refused the request with HTTP {response.status_code}: "
-                                f"{_error_text(response)}")
+            raise ProviderError(
+                f"LLM provider {self.name} refused the request with HTTP {response.status_code}: {_error_text(response)}"
+            )
         return _rewrite_from(response, self.name)
 
 

@@ -36,8 +36,8 @@ class FakeLlm:
     def __init__(self, reply: Reply = default_reply, api_key: str | None = None, delay: float = 0.0):
         self.reply = reply
         self.api_key = api_key
-        self.delay = delay                       # seconds before answering (to provoke timeouts)
-        self.requests: list[dict] = []           # {"path", "headers", "body"} of each request
+        self.delay = delay  # seconds before answering (to provoke timeouts)
+        self.requests: list[dict] = []  # {"path", "headers", "body"} of each request
         self._failures: list[int] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -96,33 +96,47 @@ class FakeLlm:
                     return self._error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
                 failure = fake._next_failure()
                 if failure == 429:
-                    return self._error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded",
-                                       {"Retry-After": "0"})
+                    return self._error(
+                        429, "Rate limit reached for requests", "requests", "rate_limit_exceeded", {"Retry-After": "0"}
+                    )
                 if failure is not None:
-                    return self._error(failure, "The server had an error while processing your request.",
-                                       "server_error" if failure >= 500 else "invalid_request_error")
+                    return self._error(
+                        failure,
+                        "The server had an error while processing your request.",
+                        "server_error" if failure >= 500 else "invalid_request_error",
+                    )
                 problem = _invalid(body)
                 if problem:
                     return self._error(400, problem, "invalid_request_error")
                 content = fake.reply(body)
                 prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
                 completion_tokens = len(content.split())
-                self._json(200, {
-                    "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
-                                 "logprobs": None, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                              "total_tokens": prompt_tokens + completion_tokens},
-                    "system_fingerprint": "fp_fake",
-                })
+                self._json(
+                    200,
+                    {
+                        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": content, "refusal": None},
+                                "logprobs": None,
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": completion_tokens,
+                            "total_tokens": prompt_tokens + completion_tokens,
+                        },
+                        "system_fingerprint": "fp_fake",
+                    },
+                )
 
-            def _error(self, status: int, message: str, kind: str, code: str | None = None,
-                       headers: dict | None = None):
-                self._json(status, {"error": {"message": message, "type": kind, "param": None, "code": code}},
-                           headers)
+            def _error(self, status: int, message: str, kind: str, code: str | None = None, headers: dict | None = None):
+                self._json(status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
 
             def _json(self, status: int, payload: dict, headers: dict | None = None):
                 data = json.dumps(payload).encode()
@@ -146,8 +160,11 @@ def _invalid(body) -> str | None:
     if not isinstance(messages, list) or not messages:
         return "'messages' must be a non-empty array"
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "developer", "user", "assistant", "tool") \
-                or not isinstance(m.get("content"), str):
+        if (
+            not isinstance(m, dict)
+            or m.get("role") not in ("system", "developer", "user", "assistant", "tool")
+            or not isinstance(m.get("content"), str)
+        ):
             return f"Invalid value for 'messages[{i}]'"
     return None
 

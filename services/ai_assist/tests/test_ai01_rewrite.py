@@ -26,8 +26,7 @@ DRAFT_JA = "ご連絡ありがとうございます。注文番号 A-10293 の�
 async def ai_service(**env: str):
     """The service started with these KAIWA_LLM_* settings (read when it starts)."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("KAIWA_LLM_URL", "KAIWA_LLM_API_KEY", "KAIWA_LLM_MODEL", "KAIWA_LLM_TIMEOUT",
-                     "KAIWA_LLM_MAX_ATTEMPTS"):
+        for name in ("KAIWA_LLM_URL", "KAIWA_LLM_API_KEY", "KAIWA_LLM_MODEL", "KAIWA_LLM_TIMEOUT", "KAIWA_LLM_MAX_ATTEMPTS"):
             patch.delenv(name, raising=False)
         for name, value in env.items():
             patch.setenv(name, value)
@@ -45,8 +44,7 @@ def llm():
 
 @pytest.fixture(scope="module")
 async def ai(llm):
-    async with ai_service(KAIWA_LLM_URL=llm.url, KAIWA_LLM_API_KEY=API_KEY, KAIWA_LLM_MODEL=MODEL,
-                          KAIWA_LLM_TIMEOUT="5") as stub:
+    async with ai_service(KAIWA_LLM_URL=llm.url, KAIWA_LLM_API_KEY=API_KEY, KAIWA_LLM_MODEL=MODEL, KAIWA_LLM_TIMEOUT="5") as stub:
         yield stub
 
 
@@ -61,8 +59,9 @@ def agent(tenant: str):
 
 async def test_ai01_rewrite_sends_a_chat_completion_with_tone_and_length(ai, llm, tenant):
     llm.reply = lambda body: "ご連絡いただき、誠にありがとうございます。"
-    result = await ai.Rewrite(pb.RewriteRequest(text=DRAFT_JA, tone=pb.TONE_FORMAL, length=pb.LENGTH_SHORTER),
-                              metadata=agent(tenant))
+    result = await ai.Rewrite(
+        pb.RewriteRequest(text=DRAFT_JA, tone=pb.TONE_FORMAL, length=pb.LENGTH_SHORTER), metadata=agent(tenant)
+    )
     assert result.text == "ご連絡いただき、誠にありがとうございます。"
     assert (result.provider, result.model) == ("127.0.0.1", MODEL)
 
@@ -73,21 +72,31 @@ async def test_ai01_rewrite_sends_a_chat_completion_with_tone_and_length(ai, llm
     assert body["model"] == MODEL
     system, user = body["messages"]
     assert (system["role"], user["role"]) == ("system", "user")
-    assert user["content"] == DRAFT_JA                      # the draft alone, untouched
+    assert user["content"] == DRAFT_JA  # the draft alone, untouched
     prompt = system["content"]
     assert "formal" in prompt and "shorter" in prompt
-    for rule in ["Keep the meaning", "Japanese stays Japanese, English stays English", "markdown",
-                 "quoted text", "Return only the rewritten text", "URLs", "order and ticket ids"]:
+    for rule in [
+        "Keep the meaning",
+        "Japanese stays Japanese, English stays English",
+        "markdown",
+        "quoted text",
+        "Return only the rewritten text",
+        "URLs",
+        "order and ticket ids",
+    ]:
         assert rule in prompt, rule
 
 
-@pytest.mark.parametrize("tone, length, words", [
-    (pb.TONE_CASUAL, pb.LENGTH_LONGER, ["casual", "longer"]),
-    (pb.TONE_POLITE, pb.LENGTH_UNSPECIFIED, ["polite", "same length"]),
-    (pb.TONE_ASSERTIVE, pb.LENGTH_SHORTER, ["assertive", "shorter"]),
-    (pb.TONE_HUMOROUS, pb.LENGTH_LONGER, ["humorous", "longer"]),
-    (pb.TONE_UNSPECIFIED, pb.LENGTH_SHORTER, ["Keep the draft's tone", "shorter"]),
-])
+@pytest.mark.parametrize(
+    "tone, length, words",
+    [
+        (pb.TONE_CASUAL, pb.LENGTH_LONGER, ["casual", "longer"]),
+        (pb.TONE_POLITE, pb.LENGTH_UNSPECIFIED, ["polite", "same length"]),
+        (pb.TONE_ASSERTIVE, pb.LENGTH_SHORTER, ["assertive", "shorter"]),
+        (pb.TONE_HUMOROUS, pb.LENGTH_LONGER, ["humorous", "longer"]),
+        (pb.TONE_UNSPECIFIED, pb.LENGTH_SHORTER, ["Keep the draft's tone", "shorter"]),
+    ],
+)
 async def test_ai01_every_tone_and_length_reaches_the_prompt(ai, llm, tenant, tone, length, words):
     draft = "Thanks for waiting! Your **refund** of $25 for order #4411 is on its way.\n> Where is my money?"
     result = await ai.Rewrite(pb.RewriteRequest(text=draft, tone=tone, length=length), metadata=agent(tenant))
@@ -113,7 +122,7 @@ async def test_ai01_provider_failure_is_unavailable_with_a_clear_message(ai, llm
     assert "HTTP 500" in err.value.details() and "3 attempts" in err.value.details()
 
     llm.reset()
-    llm.fail_next(401)                                       # refused: retrying would not help
+    llm.fail_next(401)  # refused: retrying would not help
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await ai.Rewrite(request, metadata=agent(tenant))
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -130,14 +139,20 @@ async def test_ai01_provider_failure_is_unavailable_with_a_clear_message(ai, llm
 
 async def test_ai01_slow_or_unreachable_provider_is_unavailable(llm, tenant):
     llm.delay = 1.0
-    async with ai_service(KAIWA_LLM_URL=llm.url, KAIWA_LLM_API_KEY=API_KEY, KAIWA_LLM_MODEL=MODEL,
-                          KAIWA_LLM_TIMEOUT="0.3", KAIWA_LLM_MAX_ATTEMPTS="1") as ai:
+    async with ai_service(
+        KAIWA_LLM_URL=llm.url,
+        KAIWA_LLM_API_KEY=API_KEY,
+        KAIWA_LLM_MODEL=MODEL,
+        KAIWA_LLM_TIMEOUT="0.3",
+        KAIWA_LLM_MAX_ATTEMPTS="1",
+    ) as ai:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await ai.Rewrite(pb.RewriteRequest(text="hello"), metadata=agent(tenant))
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "did not answer within 0.3s" in err.value.details()
-    async with ai_service(KAIWA_LLM_URL=f"http://127.0.0.1:{free_port()}/v1", KAIWA_LLM_MODEL=MODEL,
-                          KAIWA_LLM_MAX_ATTEMPTS="2") as ai:
+    async with ai_service(
+        KAIWA_LLM_URL=f"http://127.0.0.1:{free_port()}/v1", KAIWA_LLM_MODEL=MODEL, KAIWA_LLM_MAX_ATTEMPTS="2"
+    ) as ai:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await ai.Rewrite(pb.RewriteRequest(text="hello"), metadata=agent(tenant))
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -157,25 +172,27 @@ async def test_ai01_without_a_provider_rewrite_is_a_failed_precondition(tenant):
         assert "KAIWA_LLM_MODEL" in err.value.details()
 
 
-@pytest.mark.parametrize("request_, words", [
-    (pb.RewriteRequest(text=""), "text is required"),
-    (pb.RewriteRequest(text=" \n\t "), "text is required"),
-    (pb.RewriteRequest(text="あ" * 4001), "at most 4000"),
-    (pb.RewriteRequest(text="hello", tone=42), "tone: 42 is not a known Tone"),
-    (pb.RewriteRequest(text="hello", length=-1), "length: -1 is not a known Length"),
-])
+@pytest.mark.parametrize(
+    "request_, words",
+    [
+        (pb.RewriteRequest(text=""), "text is required"),
+        (pb.RewriteRequest(text=" \n\t "), "text is required"),
+        (pb.RewriteRequest(text="あ" * 4001), "at most 4000"),
+        (pb.RewriteRequest(text="hello", tone=42), "tone: 42 is not a known Tone"),
+        (pb.RewriteRequest(text="hello", length=-1), "length: -1 is not a known Length"),
+    ],
+)
 async def test_ai01_rewrite_bad_input(ai, llm, tenant, request_, words):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await ai.Rewrite(request_, metadata=agent(tenant))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in err.value.details()
-    assert llm.requests == []                                # nothing was sent to the LLM
+    assert llm.requests == []  # nothing was sent to the LLM
 
 
 async def test_plat02_rewrite_is_for_staff_only(ai, llm, tenant):
     request = pb.RewriteRequest(text="hello")
     assert await status_of(ai.Rewrite(request)) == grpc.StatusCode.UNAUTHENTICATED
-    assert await status_of(ai.Rewrite(request, metadata=auth(tenant, "visitor", "v-1"))) \
-        == grpc.StatusCode.PERMISSION_DENIED
+    assert await status_of(ai.Rewrite(request, metadata=auth(tenant, "visitor", "v-1"))) == grpc.StatusCode.PERMISSION_DENIED
     assert (await ai.Rewrite(request, metadata=auth(tenant, "service", "bot"))).text == "Rewritten: hello"
     assert llm.requests and len(llm.requests) == 1

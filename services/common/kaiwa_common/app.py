@@ -52,7 +52,8 @@ class ServiceContext:
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
             self._channels[service] = grpc.aio.insecure_channel(
-                self.settings.address(service), interceptors=client_interceptors())
+                self.settings.address(service), interceptors=client_interceptors()
+            )
         return self._channels[service]
 
     def service_metadata(self, tenant: str) -> tuple[tuple[str, str]]:
@@ -67,11 +68,11 @@ class ServiceContext:
 
 @dataclass
 class ServiceSpec:
-    name: str                                   # e.g. "conversation"
-    schema: str                                 # PostgreSQL schema it owns
+    name: str  # e.g. "conversation"
+    schema: str  # PostgreSQL schema it owns
     migrations: Path | None
-    grpc_services: list[str]                    # full names, for health and reflection
-    policy: dict[str, set[str] | str]           # method -> roles allowed (or PUBLIC)
+    grpc_services: list[str]  # full names, for health and reflection
+    policy: dict[str, set[str] | str]  # method -> roles allowed (or PUBLIC)
     add_servicers: Callable[[grpc.aio.Server, ServiceContext], None]
     consumers: Callable[[ServiceContext], list[ConsumerSpec]] = lambda ctx: []
     timers: Callable[[ServiceContext], dict[str, TimerHandler]] = lambda ctx: {}
@@ -92,8 +93,7 @@ async def _nats_reconnected() -> None:
 
 
 class ServiceRunner:
-    def __init__(self, spec: ServiceSpec, settings: Settings | None = None, port: int | None = None,
-                 schema: str | None = None):
+    def __init__(self, spec: ServiceSpec, settings: Settings | None = None, port: int | None = None, schema: str | None = None):
         self.spec = spec
         self.settings = settings or Settings()
         self.requested_port = self.settings.port(spec.name) if port is None else port
@@ -112,10 +112,12 @@ class ServiceRunner:
         # silently shared (gRPC's default would spread calls across both processes).
         self._server = grpc.aio.server(
             interceptors=[KaiwaInterceptor(self.settings, self.spec.policy, lambda: self.ready)],
-            options=[("grpc.so_reuseport", 0)])
+            options=[("grpc.so_reuseport", 0)],
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
-            [*self.spec.grpc_services, reflection.SERVICE_NAME, health.SERVICE_NAME], self._server)
+            [*self.spec.grpc_services, reflection.SERVICE_NAME, health.SERVICE_NAME], self._server
+        )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.port = self._server.add_insecure_port(f"{self.settings.host}:{self.requested_port}")
         if not self.port:
@@ -133,8 +135,14 @@ class ServiceRunner:
 
     async def _connect(self, ctx: ServiceContext) -> None:
         s = self.settings
-        ctx.pool = await connect_with_retry(s.database_url, self.schema, self._stop, min_size=s.pool_min,
-                                            max_size=s.pool_max, application_name=f"kaiwa-{self.spec.name}")
+        ctx.pool = await connect_with_retry(
+            s.database_url,
+            self.schema,
+            self._stop,
+            min_size=s.pool_min,
+            max_size=s.pool_max,
+            application_name=f"kaiwa-{self.spec.name}",
+        )
         await migrate(ctx.pool, self.schema, self.spec.migrations)
         ctx.nc = await self._connect_nats()
         ctx.js = ctx.nc.jetstream()
@@ -145,10 +153,16 @@ class ServiceRunner:
         delay = 0.2
         while True:
             try:
-                return await nats.connect(self.settings.nats_url, name=f"kaiwa-{self.spec.name}",
-                                          max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                          connect_timeout=2, error_cb=_nats_error,
-                                          disconnected_cb=_nats_disconnected, reconnected_cb=_nats_reconnected)
+                return await nats.connect(
+                    self.settings.nats_url,
+                    name=f"kaiwa-{self.spec.name}",
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    error_cb=_nats_error,
+                    disconnected_cb=_nats_disconnected,
+                    reconnected_cb=_nats_reconnected,
+                )
             except Exception as exc:
                 log.warning("NATS not reachable yet, retrying", extra={"fields": {"error": repr(exc)}})
                 await asyncio.sleep(delay)

@@ -76,8 +76,7 @@ def _verified(key: str, algorithms: tuple[str, ...], token: str) -> tuple[Identi
     """Signature and claims checked once per token (clients reuse theirs on every call);
     expiry is checked by the caller on every use. Failures are not cached."""
     try:
-        claims = jwt.decode(token, key, algorithms=list(algorithms), audience=AUDIENCE,
-                            options={"require": ["exp", "sub"]})
+        claims = jwt.decode(token, key, algorithms=list(algorithms), audience=AUDIENCE, options={"require": ["exp", "sub"]})
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("token has expired") from None
     except jwt.PyJWTError as exc:

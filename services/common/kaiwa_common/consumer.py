@@ -32,12 +32,12 @@ TRANSIENT_ERRORS = TRANSIENT_DB_ERRORS + (Unavailable,)
 
 @dataclass
 class ConsumerSpec:
-    name: str                      # durable name, unique per consuming service
-    source: str                    # producing service, e.g. "conversation"
-    event_types: list[str]         # e.g. ["chat_started", "chat_ended"]
+    name: str  # durable name, unique per consuming service
+    source: str  # producing service, e.g. "conversation"
+    event_types: list[str]  # e.g. ["chat_started", "chat_ended"]
     handler: Handler
-    max_attempts: int = 5          # for unexpected errors; transient ones retry forever
-    ack_wait: float = 30.0         # seconds before a message delivered to a dead process is redelivered
+    max_attempts: int = 5  # for unexpected errors; transient ones retry forever
+    ack_wait: float = 30.0  # seconds before a message delivered to a dead process is redelivered
 
 
 class EventConsumer:
@@ -51,9 +51,14 @@ class EventConsumer:
 
     async def ensure(self) -> None:
         config = ConsumerConfig(
-            durable_name=self.spec.name, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+            durable_name=self.spec.name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
             filter_subjects=[subject(self.prefix, self.spec.source, t) for t in self.spec.event_types],
-            ack_wait=self.spec.ack_wait, max_ack_pending=1000, max_deliver=-1)
+            ack_wait=self.spec.ack_wait,
+            max_ack_pending=1000,
+            max_deliver=-1,
+        )
         await self.js.add_consumer(self.stream, config)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -75,7 +80,9 @@ class EventConsumer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.warning("consumer loop error, retrying", extra={"fields": {"consumer": self.spec.name, "error": repr(exc)}})
+                    log.warning(
+                        "consumer loop error, retrying", extra={"fields": {"consumer": self.spec.name, "error": repr(exc)}}
+                    )
                     await _unsubscribe(subscription)
                     subscription = None
                     await asyncio.sleep(backoff)
@@ -94,10 +101,12 @@ class EventConsumer:
         # The relay's publish span (NATS headers) if present, else the writer's (envelope).
         headers = msg.headers or {}
         span_context = context_from(headers if "traceparent" in headers else event.trace_context)
-        with tracer().start_as_current_span(f"consume {event.type}", context=span_context,
-                                            kind=trace.SpanKind.CONSUMER,
-                                            attributes={"messaging.consumer": self.spec.name,
-                                                        "messaging.message.id": event.id}):
+        with tracer().start_as_current_span(
+            f"consume {event.type}",
+            context=span_context,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.consumer": self.spec.name, "messaging.message.id": event.id},
+        ):
             await self._apply(msg, event)
 
     async def _apply(self, msg, event: Event) -> None:
@@ -106,15 +115,20 @@ class EventConsumer:
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
                     first_time = await conn.fetchval(
-                        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) "
-                        "ON CONFLICT DO NOTHING RETURNING true", self.spec.name, event.id)
+                        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                        self.spec.name,
+                        event.id,
+                    )
                     if first_time:
                         await self.spec.handler(event, conn)
         except PermanentEventError as exc:
             await self._dead_letter(msg, event, str(exc))
             return
         except TRANSIENT_ERRORS as exc:
-            log.warning("transient error, redelivering", extra={"fields": {"consumer": self.spec.name, "event": event.id, "error": repr(exc)}})
+            log.warning(
+                "transient error, redelivering",
+                extra={"fields": {"consumer": self.spec.name, "event": event.id, "error": repr(exc)}},
+            )
             await msg.nak(delay=min(0.2 * 2 ** min(deliveries, 5), 10))
             return
         except Exception as exc:
@@ -122,7 +136,7 @@ class EventConsumer:
                 await self._dead_letter(msg, event, f"failed {deliveries} times: {exc!r}")
             else:
                 log.exception("event handler failed", extra={"fields": {"consumer": self.spec.name, "event": event.id}})
-                await msg.nak(delay=min(0.2 * 2 ** deliveries, 10))
+                await msg.nak(delay=min(0.2 * 2**deliveries, 10))
             return
         await msg.ack()
 
@@ -133,8 +147,13 @@ class EventConsumer:
                 await conn.execute(
                     "INSERT INTO dead_letters (consumer, event_id, subject, envelope, error, deliveries) "
                     "VALUES ($1, $2, $3, $4, $5, $6)",
-                    self.spec.name, event.id if event else None, msg.subject, msg.data, error,
-                    msg.metadata.num_delivered)
+                    self.spec.name,
+                    event.id if event else None,
+                    msg.subject,
+                    msg.data,
+                    error,
+                    msg.metadata.num_delivered,
+                )
         except TRANSIENT_DB_ERRORS:
             await msg.nak(delay=1.0)  # cannot record it now: keep it for later
             return

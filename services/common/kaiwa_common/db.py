@@ -42,18 +42,22 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     asyncpg still rolls back an open transaction and drops listeners before this runs."""
 
 
-async def create_pool(database_url: str, schema: str, *, min_size: int = 2, max_size: int = 20,
-                      application_name: str = "kaiwa") -> asyncpg.Pool:
+async def create_pool(
+    database_url: str, schema: str, *, min_size: int = 2, max_size: int = 20, application_name: str = "kaiwa"
+) -> asyncpg.Pool:
     """A pool whose connections see `schema` first; the service's SQL needs no prefixes."""
     return await asyncpg.create_pool(
-        database_url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session,
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
         server_settings={"search_path": f"{schema},public", "application_name": application_name},
         command_timeout=30,
     )
 
 
-async def connect_with_retry(database_url: str, schema: str, stop: asyncio.Event | None = None,
-                             **kwargs) -> asyncpg.Pool:
+async def connect_with_retry(database_url: str, schema: str, stop: asyncio.Event | None = None, **kwargs) -> asyncpg.Pool:
     delay = 0.2
     while True:
         try:

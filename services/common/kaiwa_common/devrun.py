@@ -65,9 +65,13 @@ def _describe(pid: int | None) -> str:
 
 
 def start_infrastructure() -> list:
-    started = start_missing_servers(DATA, database="kaiwa", durable=True,
-                                    pg_port=int(os.environ.get("KAIWA_DEV_PG_PORT", "15432")),
-                                    nats_port=int(os.environ.get("KAIWA_DEV_NATS_PORT", "14222")))
+    started = start_missing_servers(
+        DATA,
+        database="kaiwa",
+        durable=True,
+        pg_port=int(os.environ.get("KAIWA_DEV_PG_PORT", "15432")),
+        nats_port=int(os.environ.get("KAIWA_DEV_NATS_PORT", "14222")),
+    )
     for server in started:
         kind = "postgresql" if isinstance(server, LocalPostgres) else "nats"
         where = server.data_dir if isinstance(server, LocalPostgres) else server.store_dir
@@ -135,8 +139,10 @@ def main() -> None:
     if busy:
         # Never join a stack that is already running: calls would be spread across both.
         print("Kaiwa cannot start: " + "; ".join(busy) + ".")
-        print("Stop the other copy (is `make run` already running?) or choose other ports "
-              "(KAIWA_<SERVICE>_PORT, KAIWA_DEV_PG_PORT, KAIWA_DEV_NATS_PORT).")
+        print(
+            "Stop the other copy (is `make run` already running?) or choose other ports "
+            "(KAIWA_<SERVICE>_PORT, KAIWA_DEV_PG_PORT, KAIWA_DEV_NATS_PORT)."
+        )
         raise SystemExit(1)
     try:
         print("Kaiwa: starting")

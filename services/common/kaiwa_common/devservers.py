@@ -25,6 +25,7 @@ PR_SET_PDEATHSIG = 1
 def _dies_with_parent(sig: int):
     """A preexec hook: the server gets `sig` when the process that started it dies, so a
     killed test run or `make run` leaves no server behind (Linux; elsewhere a no-op)."""
+
     def hook() -> None:
         try:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
@@ -84,13 +85,25 @@ class LocalPostgres:
 
     def start(self) -> "LocalPostgres":
         self._init_data_dir()
-        args = [str(self.bin / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                "-h", "127.0.0.1", "-k", str(self.data_dir), "-c", "max_connections=400"]
+        args = [
+            str(self.bin / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.data_dir),
+            "-c",
+            "max_connections=400",
+        ]
         if not self.durable:  # tests: throw-away data, no need to wait for the disk
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log = open(self.data_dir / "server.log", "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=log, user=self._user, start_new_session=True,
-                                     preexec_fn=_dies_with_parent(signal.SIGINT))  # fast shutdown
+        self.proc = subprocess.Popen(
+            args, stdout=log, stderr=log, user=self._user, start_new_session=True, preexec_fn=_dies_with_parent(signal.SIGINT)
+        )  # fast shutdown
         self._wait_ready()
         self._create_database()
         return self
@@ -112,9 +125,21 @@ class LocalPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._user:
             self._prepare_for_system_user()
-        subprocess.run([str(self.bin / "initdb"), "-D", str(self.data_dir), "--auth=trust",
-                        "--encoding=utf8", "--locale=C", "-U", "postgres"],
-                       check=True, capture_output=True, user=self._user)
+        subprocess.run(
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "--auth=trust",
+                "--encoding=utf8",
+                "--locale=C",
+                "-U",
+                "postgres",
+            ],
+            check=True,
+            capture_output=True,
+            user=self._user,
+        )
 
     def _prepare_for_system_user(self) -> None:
         from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
@@ -136,17 +161,19 @@ class LocalPostgres:
             if self.proc.poll() is not None:
                 log = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"postgres exited while starting:\n{log}")
-            ready = subprocess.run([str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p",
-                                    str(self.port), "-q"]).returncode == 0
+            ready = subprocess.run([str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"]).returncode == 0
             if ready:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"postgres not ready on port {self.port} within {timeout}s")
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
-        out = subprocess.run([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
-                              "-U", "postgres", "-d", database, "-tAc", sql],
-                             check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database, "-tAc", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return out.stdout.strip()
 
     def _create_database(self) -> None:
@@ -177,7 +204,11 @@ class LocalNats:
         log = open(self.store_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
             [self.binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
-            stdout=log, stderr=log, start_new_session=True, preexec_fn=_dies_with_parent(signal.SIGTERM))
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=_dies_with_parent(signal.SIGTERM),
+        )
         _wait_for_port(self.port, self.proc, "nats-server")
         return self
 
@@ -186,14 +217,14 @@ class LocalNats:
         self.proc = None
 
 
-def start_missing_servers(workdir: Path, *, database: str, durable: bool,
-                          pg_port: int | None = None, nats_port: int | None = None) -> list:
+def start_missing_servers(
+    workdir: Path, *, database: str, durable: bool, pg_port: int | None = None, nats_port: int | None = None
+) -> list:
     """Start PostgreSQL and NATS under <workdir> unless KAIWA_DATABASE_URL / KAIWA_NATS_URL
     are set, and export their URLs in those variables. Returns what it started."""
     started: list = []
     if not os.environ.get("KAIWA_DATABASE_URL"):
-        pg = LocalPostgres(Path(workdir) / "postgres", pg_port or free_port(), database=database,
-                           durable=durable).start()
+        pg = LocalPostgres(Path(workdir) / "postgres", pg_port or free_port(), database=database, durable=durable).start()
         started.append(pg)
         os.environ["KAIWA_DATABASE_URL"] = pg.url
     if not os.environ.get("KAIWA_NATS_URL"):

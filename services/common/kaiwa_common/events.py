@@ -46,8 +46,13 @@ async def ensure_streams(js, prefix: str) -> None:
     from nats.js.errors import BadRequestError
 
     for source in SERVICES:
-        config = StreamConfig(name=stream_name(prefix, source), subjects=[f"{prefix}.{source}.>"],
-                              storage=StorageType.FILE, duplicate_window=600.0, max_age=7 * 86400.0)
+        config = StreamConfig(
+            name=stream_name(prefix, source),
+            subjects=[f"{prefix}.{source}.>"],
+            storage=StorageType.FILE,
+            duplicate_window=600.0,
+            max_age=7 * 86400.0,
+        )
         try:
             await js.add_stream(config)
         except BadRequestError:

@@ -32,7 +32,7 @@ class Claim:
     tenant: str
     scope: str
     request_id: str
-    result_id: str | None   # set: this request already ran and created result_id
+    result_id: str | None  # set: this request already ran and created result_id
 
     async def record(self, conn: asyncpg.Connection, result_id: str) -> None:
         """Remember what this request created (no-op without a request id)."""
@@ -40,7 +40,11 @@ class Claim:
             return
         await conn.execute(
             "UPDATE request_ids SET result_id = $4 WHERE tenant = $1 AND scope = $2 AND request_id = $3",
-            self.tenant, self.scope, self.request_id, result_id)
+            self.tenant,
+            self.scope,
+            self.request_id,
+            result_id,
+        )
 
 
 def fingerprint_of(*parts) -> str:
@@ -48,8 +52,7 @@ def fingerprint_of(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-async def claim_request(conn: asyncpg.Connection, tenant: str, scope: str, request_id: str,
-                        fingerprint: str) -> Claim:
+async def claim_request(conn: asyncpg.Connection, tenant: str, scope: str, request_id: str, fingerprint: str) -> Claim:
     """Claim `request_id` for this transaction, or find what an earlier call created."""
     if not request_id:
         return Claim(tenant, scope, "", None)
@@ -57,12 +60,20 @@ async def claim_request(conn: asyncpg.Connection, tenant: str, scope: str, reque
         raise InvalidArgument(f"request_id: at most {MAX_REQUEST_ID} characters")
     inserted = await conn.fetchval(
         "INSERT INTO request_ids (tenant, scope, request_id, fingerprint) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT DO NOTHING RETURNING true", tenant, scope, request_id, fingerprint)
+        "ON CONFLICT DO NOTHING RETURNING true",
+        tenant,
+        scope,
+        request_id,
+        fingerprint,
+    )
     if inserted:
         return Claim(tenant, scope, request_id, None)
     row = await conn.fetchrow(
         "SELECT fingerprint, result_id FROM request_ids WHERE tenant = $1 AND scope = $2 AND request_id = $3",
-        tenant, scope, request_id)
+        tenant,
+        scope,
+        request_id,
+    )
     if row["fingerprint"] != fingerprint:
         raise InvalidArgument(f"request_id {request_id!r} was already used for a different {scope} request")
     return Claim(tenant, scope, request_id, row["result_id"])

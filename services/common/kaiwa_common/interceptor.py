@@ -31,8 +31,7 @@ from opentelemetry import propagate, trace
 from .auth import Identity, identity_from_metadata, reset_identity, set_identity
 from .config import Settings
 from .db import TRANSIENT_DB_ERRORS
-from .errors import (DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated,
-                     Unavailable)
+from .errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated, Unavailable
 from .telemetry import tracer
 from .validation import check_request
 
@@ -151,13 +150,16 @@ def _server_span(method: str, context: grpc.aio.ServicerContext):
     carrier = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
     service, _, name = method[1:].partition("/")
     return tracer("kaiwa.grpc").start_as_current_span(
-        method[1:], context=propagate.extract(carrier), kind=trace.SpanKind.SERVER,
-        record_exception=False, set_status_on_exception=False,
-        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
+        method[1:],
+        context=propagate.extract(carrier),
+        kind=trace.SpanKind.SERVER,
+        record_exception=False,
+        set_status_on_exception=False,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+    )
 
 
-async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str,
-                 trailing_metadata: tuple = ()) -> None:
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, trailing_metadata: tuple = ()) -> None:
     span = trace.get_current_span()
     span.set_attribute("rpc.grpc.status_code", code.value[0])
     if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN):
@@ -167,7 +169,8 @@ async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, messa
 
 async def _abort_domain(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
     code = STATUS_OF.get(type(exc)) or next(
-        (status for cls, status in STATUS_OF.items() if isinstance(exc, cls)), grpc.StatusCode.INTERNAL)
+        (status for cls, status in STATUS_OF.items() if isinstance(exc, cls)), grpc.StatusCode.INTERNAL
+    )
     details = () if exc.field is None else (("grpc-status-details-bin", _bad_request(code, exc)),)
     await _abort(context, code, exc.message, details)
 

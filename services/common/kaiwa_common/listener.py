@@ -21,8 +21,13 @@ log = logging.getLogger("kaiwa.listener")
 
 
 class PgListener:
-    def __init__(self, database_url: str, channels: dict[str, Callable[[str], None]],
-                 on_connect: Callable[[], None] = lambda: None, keepalive: float = 5.0):
+    def __init__(
+        self,
+        database_url: str,
+        channels: dict[str, Callable[[str], None]],
+        on_connect: Callable[[], None] = lambda: None,
+        keepalive: float = 5.0,
+    ):
         self.database_url = database_url
         self.channels = channels
         self.on_connect = on_connect
@@ -35,7 +40,7 @@ class PgListener:
             try:
                 conn = await asyncpg.connect(self.database_url)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _conn: lost.set())
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 for channel, callback in self.channels.items():
                     await conn.add_listener(channel, _adapter(callback))
                 self.on_connect()

@@ -31,8 +31,10 @@ async def migrate(pool: asyncpg.Pool, schema: str, service_dir: Path | None) -> 
         await conn.execute("SELECT pg_advisory_lock($1)", lock)
         try:
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            await conn.execute(f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
-                               "name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+                "name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
             done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
             for name, path in files:
                 if name in done:

@@ -43,7 +43,11 @@ class Outbox:
         row = self.prepare(tenant, payload)
         await conn.execute(
             "INSERT INTO outbox (id, tenant, subject, envelope) VALUES ($1, $2, $3, $4)",
-            row.event.id, tenant, row.subject, row.envelope)
+            row.event.id,
+            tenant,
+            row.subject,
+            row.envelope,
+        )
         # Delivered at commit only: wakes the relay without polling delay.
         await conn.execute("SELECT pg_notify($1, '')", self.channel)
         return row.event
@@ -57,9 +61,15 @@ def _publish_span(row) -> tuple[trace.Span, dict[str, str]]:
     except DecodeError:
         carrier = {}
     span = tracer().start_span(
-        f"publish {row['subject']}", context=context_from(carrier), kind=trace.SpanKind.PRODUCER,
-        attributes={"messaging.system": "nats", "messaging.destination.name": row["subject"],
-                    "messaging.message.id": str(row["id"])})
+        f"publish {row['subject']}",
+        context=context_from(carrier),
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.destination.name": row["subject"],
+            "messaging.message.id": str(row["id"]),
+        },
+    )
     headers = {"Nats-Msg-Id": str(row["id"])}
     propagate.inject(headers, context=trace.set_span_in_context(span))
     return span, headers
@@ -73,16 +83,14 @@ class OutboxRelay:
     duplicate window drops; consumers are idempotent besides.
     """
 
-    def __init__(self, pool: asyncpg.Pool, js, channel: str, database_url: str, batch: int = 256,
-                 poll_interval: float = 1.0):
+    def __init__(self, pool: asyncpg.Pool, js, channel: str, database_url: str, batch: int = 256, poll_interval: float = 1.0):
         self.pool = pool
         self.js = js
         self.batch = batch
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         # Woken by the NOTIFY of each committed outbox write, and after every reconnection.
-        self._listener = PgListener(database_url, {channel: lambda _: self._wake.set()},
-                                    on_connect=self._wake.set)
+        self._listener = PgListener(database_url, {channel: lambda _: self._wake.set()}, on_connect=self._wake.set)
 
     async def run(self, stop: asyncio.Event) -> None:
         listening = asyncio.create_task(self._listener.run(stop))
@@ -111,16 +119,19 @@ class OutboxRelay:
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 rows = await conn.fetch(
-                    "SELECT seq, id, subject, envelope FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
-                    self.batch)
+                    "SELECT seq, id, subject, envelope FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED", self.batch
+                )
                 if not rows:
                     return 0
                 spans = [_publish_span(r) for r in rows]
                 try:
                     # Sent in order on one connection; the acks are awaited together.
-                    await asyncio.gather(*(
-                        self.js.publish(r["subject"], bytes(r["envelope"]), timeout=5, headers=headers)
-                        for r, (_, headers) in zip(rows, spans)))
+                    await asyncio.gather(
+                        *(
+                            self.js.publish(r["subject"], bytes(r["envelope"]), timeout=5, headers=headers)
+                            for r, (_, headers) in zip(rows, spans, strict=True)
+                        )
+                    )
                 except BaseException as exc:
                     for span, _ in spans:
                         span.set_status(trace.Status(trace.StatusCode.ERROR, repr(exc)))

@@ -30,9 +30,16 @@ class Timer:
 TimerHandler = Callable[[Timer, asyncpg.Connection], Awaitable[None]]
 
 
-async def schedule(conn: asyncpg.Connection, tenant: str, kind: str, key: str,
-                   due_at: datetime | None = None, *, delay: float | None = None,
-                   payload: dict | None = None) -> None:
+async def schedule(
+    conn: asyncpg.Connection,
+    tenant: str,
+    kind: str,
+    key: str,
+    due_at: datetime | None = None,
+    *,
+    delay: float | None = None,
+    payload: dict | None = None,
+) -> None:
     """Create or move the tenant's (kind, key) timer."""
     if due_at is None:
         due_at = datetime.now(timezone.utc) + timedelta(seconds=delay or 0)
@@ -40,17 +47,23 @@ async def schedule(conn: asyncpg.Connection, tenant: str, kind: str, key: str,
         "INSERT INTO timers (tenant, kind, key, due_at, payload) VALUES ($1, $2, $3, $4, $5) "
         "ON CONFLICT (tenant, kind, key) DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload, "
         "attempts = 0",
-        tenant, kind, key, due_at, payload or {})
+        tenant,
+        kind,
+        key,
+        due_at,
+        payload or {},
+    )
 
 
 async def cancel(conn: asyncpg.Connection, tenant: str, kind: str, key: str) -> bool:
-    return await conn.fetchval("DELETE FROM timers WHERE tenant = $1 AND kind = $2 AND key = $3 RETURNING true",
-                               tenant, kind, key) or False
+    return (
+        await conn.fetchval("DELETE FROM timers WHERE tenant = $1 AND kind = $2 AND key = $3 RETURNING true", tenant, kind, key)
+        or False
+    )
 
 
 class TimerRunner:
-    def __init__(self, pool: asyncpg.Pool, handlers: dict[str, TimerHandler], poll_interval: float = 0.2,
-                 batch: int = 50):
+    def __init__(self, pool: asyncpg.Pool, handlers: dict[str, TimerHandler], poll_interval: float = 0.2, batch: int = 50):
         self.pool = pool
         self.handlers = handlers
         self.poll_interval = poll_interval
@@ -87,7 +100,9 @@ class TimerRunner:
             async with conn.transaction():
                 row = await conn.fetchrow(
                     "SELECT * FROM timers WHERE due_at <= now() AND kind = ANY($1::text[]) "
-                    "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED", list(self.handlers))
+                    "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    list(self.handlers),
+                )
                 if row is None:
                     return False
                 await self._fire(conn, Timer(**dict(row)))
@@ -95,8 +110,10 @@ class TimerRunner:
 
     async def _fire(self, conn: asyncpg.Connection, timer: Timer) -> None:
         # A span of its own, so events the handler writes start a trace instead of none.
-        with tracer().start_as_current_span(f"timer {timer.kind}", attributes={
-                "kaiwa.timer.kind": timer.kind, "kaiwa.timer.key": timer.key, "kaiwa.tenant": timer.tenant}) as span:
+        with tracer().start_as_current_span(
+            f"timer {timer.kind}",
+            attributes={"kaiwa.timer.kind": timer.kind, "kaiwa.timer.key": timer.key, "kaiwa.tenant": timer.tenant},
+        ) as span:
             try:
                 async with conn.transaction():  # savepoint: a failing handler leaves the timer in place
                     await conn.execute("DELETE FROM timers WHERE id = $1", timer.id)
@@ -106,5 +123,7 @@ class TimerRunner:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, repr(exc)))
                 log.exception("timer handler failed", extra={"fields": {"kind": timer.kind, "key": timer.key}})
                 await conn.execute(
-                    "UPDATE timers SET attempts = attempts + 1, due_at = now() + make_interval(secs => $2) "
-                    "WHERE id = $1", timer.id, min(2 ** timer.attempts, 60))
+                    "UPDATE timers SET attempts = attempts + 1, due_at = now() + make_interval(secs => $2) WHERE id = $1",
+                    timer.id,
+                    min(2**timer.attempts, 60),
+                )

@@ -14,8 +14,15 @@ from tests.fixtures import running
 
 
 def _spec(name: str, schema: str, consumers=lambda ctx: []) -> ServiceSpec:
-    return ServiceSpec(name=name, schema=schema, migrations=None, grpc_services=[], policy={},
-                       add_servicers=lambda server, ctx: None, consumers=consumers)
+    return ServiceSpec(
+        name=name,
+        schema=schema,
+        migrations=None,
+        grpc_services=[],
+        policy={},
+        add_servicers=lambda server, ctx: None,
+        consumers=consumers,
+    )
 
 
 async def test_plat01_outbox_event_reaches_consumer_once(tenant):
@@ -26,8 +33,10 @@ async def test_plat01_outbox_event_reaches_consumer_once(tenant):
 
     suffix = uuid.uuid4().hex[:8]
     consumer = lambda ctx: [ConsumerSpec(f"smoke-{suffix}", "routing", ["agent_availability_changed"], on_availability)]
-    async with running(_spec("routing", f"smoke_producer_{suffix}")) as producer, \
-            running(_spec("visitor", f"smoke_consumer_{suffix}", consumer)):
+    async with (
+        running(_spec("routing", f"smoke_producer_{suffix}")) as producer,
+        running(_spec("visitor", f"smoke_consumer_{suffix}", consumer)),
+    ):
         agent = str(uuid.uuid4())
         async with unit_of_work(producer.ctx.pool) as conn:
             await producer.ctx.outbox.add(conn, tenant, AgentAvailabilityChanged(agent_id=agent, availability="online"))

@@ -30,8 +30,9 @@ def _gone(pid: int) -> bool:
 
 
 def test_plat05_local_servers_die_with_the_process_that_started_them(tmp_path):
-    starter = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     pids = json.loads(starter.stdout.readline())
     assert all(psutil.pid_exists(pid) and not _gone(pid) for pid in pids)
     starter.kill()

@@ -48,9 +48,15 @@ class BuiltinCrm:
         record, created = await self._lock_or_create(tenant, changes)
         if not created:
             await store.update_record(
-                self.conn, tenant, record.id, type=merged_type(record.type, changes.type),
-                name=changes.name or record.name, fields=merged_fields(record.fields, changes.fields),
-                owner=changes.owner or record.owner, source=changes.source or record.source)
+                self.conn,
+                tenant,
+                record.id,
+                type=merged_type(record.type, changes.type),
+                name=changes.name or record.name,
+                fields=merged_fields(record.fields, changes.fields),
+                owner=changes.owner or record.owner,
+                source=changes.source or record.source,
+            )
         for deal in changes.deals:
             if not deal.id:
                 await store.insert_deal(self.conn, tenant, record.id, deal)
@@ -79,8 +85,15 @@ class BuiltinCrm:
         INSERT waits for the winner and then finds (and locks) its record.
         """
         created_id = await store.insert_record(
-            self.conn, tenant, type=merged_type(None, changes.type), email=changes.email, name=changes.name,
-            fields=merged_fields({}, changes.fields), owner=changes.owner, source=changes.source)
+            self.conn,
+            tenant,
+            type=merged_type(None, changes.type),
+            email=changes.email,
+            name=changes.name,
+            fields=merged_fields({}, changes.fields),
+            owner=changes.owner,
+            source=changes.source,
+        )
         if created_id:
             return await store.get_record(self.conn, tenant, created_id), True
         return await store.find_record(self.conn, tenant, changes.email, lock=True), False

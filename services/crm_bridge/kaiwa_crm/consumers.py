@@ -41,13 +41,16 @@ async def on_chat_ended(ctx: ServiceContext, event: Event, conn: asyncpg.Connect
         email = valid_email(ended.visitor_email, "visitor_email")
     except InvalidArgument as exc:
         raise PermanentEventError(f"chat {ended.chat_id}: {exc.message}") from None
-    attachment = await transcript_attachment(ctx, tenant, ended.chat_id)   # before any lock is taken
+    attachment = await transcript_attachment(ctx, tenant, ended.chat_id)  # before any lock is taken
     crm = crm_for(conn, tenant)
-    record, created = await crm.add_if_absent(tenant, RecordChanges(
-        email=email, type=LEAD, name=ended.visitor_name.strip()[:MAX_NAME], source=CHAT_SOURCE))
+    record, created = await crm.add_if_absent(
+        tenant, RecordChanges(email=email, type=LEAD, name=ended.visitor_name.strip()[:MAX_NAME], source=CHAT_SOURCE)
+    )
     if created:
         await record_created(ctx, conn, tenant, record, chat_id=ended.chat_id)
     if attachment is not None:
         await crm.attach(tenant, record.id, attachment)
-    log.info("chat transcript attached", extra={"fields": {
-        "tenant": tenant, "chat": ended.chat_id, "record": record.id, "created": created}})
+    log.info(
+        "chat transcript attached",
+        extra={"fields": {"tenant": tenant, "chat": ended.chat_id, "record": record.id, "created": created}},
+    )

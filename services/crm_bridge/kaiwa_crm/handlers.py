@@ -39,7 +39,9 @@ async def get_attachment(ctx: ServiceContext, tenant: str, attachment_id: str) -
     return found
 
 
-async def record_created(ctx: ServiceContext, conn: asyncpg.Connection, tenant: str, record: Record,
-                          chat_id: str) -> None:
-    await ctx.outbox.add(conn, tenant, RecordCreated(
-        record_id=record.id, record_type=record.type, email=record.email, chat_id=chat_id, source=record.source))
+async def record_created(ctx: ServiceContext, conn: asyncpg.Connection, tenant: str, record: Record, chat_id: str) -> None:
+    await ctx.outbox.add(
+        conn,
+        tenant,
+        RecordCreated(record_id=record.id, record_type=record.type, email=record.email, chat_id=chat_id, source=record.source),
+    )

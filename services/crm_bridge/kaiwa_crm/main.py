@@ -12,6 +12,7 @@ from kaiwa_common.app import ServiceContext, ServiceSpec, run
 from .api import CrmBridgeApi
 from .consumers import consumers
 
+
 def _add_servicers(server, ctx: ServiceContext) -> None:
     crm_bridge_pb2_grpc.add_CrmBridgeServiceServicer_to_server(CrmBridgeApi(ctx), server)
 

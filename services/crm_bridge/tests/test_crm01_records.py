@@ -17,7 +17,7 @@ from tests.fixtures import auth, channel_to, events_of, running, status_of
 
 @pytest.fixture(scope="module")
 async def crm():
-    name = f"crm01_{uuid.uuid4().hex[:8]}"   # a schema and durable consumer of its own
+    name = f"crm01_{uuid.uuid4().hex[:8]}"  # a schema and durable consumer of its own
     async with running(make_spec(schema=name, durable=name), schema=name) as runner, channel_to(runner) as channel:
         yield CrmBridgeServiceStub(channel)
 
@@ -42,9 +42,14 @@ async def wait_for(predicate, attempts: int = 100):
 
 
 async def test_crm01_upsert_creates_lead_found_by_email_in_any_case(crm, tenant, record_events):
-    created = await crm.UpsertRecord(pb.UpsertRecordRequest(
-        email="Hanako.Yamada@Example.co.jp", name="山田 花子",
-        fields={"company": "Example KK", "phone": "03-1234-5678", "status": ""}), metadata=agent(tenant))
+    created = await crm.UpsertRecord(
+        pb.UpsertRecordRequest(
+            email="Hanako.Yamada@Example.co.jp",
+            name="山田 花子",
+            fields={"company": "Example KK", "phone": "03-1234-5678", "status": ""},
+        ),
+        metadata=agent(tenant),
+    )
     assert created.type == pb.RECORD_TYPE_LEAD
     assert created.visitor_type == "lead"
     assert created.email == "Hanako.Yamada@Example.co.jp"
@@ -61,58 +66,87 @@ async def test_crm01_upsert_creates_lead_found_by_email_in_any_case(crm, tenant,
 
 
 async def test_crm01_upsert_updates_the_same_record_and_merges_fields(crm, tenant, record_events):
-    first = await crm.UpsertRecord(pb.UpsertRecordRequest(
-        email="ken@example.com", name="Ken", fields={"company": "Acme", "phone": "555"}, source="web form"),
-        metadata=agent(tenant))
-    second = await crm.UpsertRecord(pb.UpsertRecordRequest(
-        email="KEN@example.com", type=pb.RECORD_TYPE_CONTACT, fields={"phone": "", "account": "Acme Japan"},
-        owner="sales@example.com"), metadata=auth(tenant, "service", "routing"))
+    first = await crm.UpsertRecord(
+        pb.UpsertRecordRequest(
+            email="ken@example.com", name="Ken", fields={"company": "Acme", "phone": "555"}, source="web form"
+        ),
+        metadata=agent(tenant),
+    )
+    second = await crm.UpsertRecord(
+        pb.UpsertRecordRequest(
+            email="KEN@example.com",
+            type=pb.RECORD_TYPE_CONTACT,
+            fields={"phone": "", "account": "Acme Japan"},
+            owner="sales@example.com",
+        ),
+        metadata=auth(tenant, "service", "routing"),
+    )
     assert second.id == first.id
-    assert second.type == pb.RECORD_TYPE_CONTACT          # a lead may be converted to a contact
-    assert second.name == "Ken"                           # empty name keeps the name
+    assert second.type == pb.RECORD_TYPE_CONTACT  # a lead may be converted to a contact
+    assert second.name == "Ken"  # empty name keeps the name
     assert second.source == "web form"
     assert second.owner == "sales@example.com"
     assert dict(second.fields) == {"company": "Acme", "account": "Acme Japan"}  # empty value removed phone
     assert await wait_for(lambda: len(record_events) >= 1)
     await asyncio.sleep(0.2)
-    assert len(record_events) == 1                        # created once, updated once
+    assert len(record_events) == 1  # created once, updated once
 
 
 async def test_crm02_only_fields_with_a_value_are_shown(crm, tenant):
-    await crm.UpsertRecord(pb.UpsertRecordRequest(
-        email="a@example.com", fields={"company": "  ", "phone": "", "annual revenue": "1000000"}),
-        metadata=agent(tenant))
+    await crm.UpsertRecord(
+        pb.UpsertRecordRequest(email="a@example.com", fields={"company": "  ", "phone": "", "annual revenue": "1000000"}),
+        metadata=agent(tenant),
+    )
     found = await crm.FindRecord(pb.FindRecordRequest(email="a@example.com"), metadata=agent(tenant))
     assert dict(found.fields) == {"annual revenue": "1000000"}
 
 
 async def test_crm01_deals_and_visitor_type(crm, tenant):
-    contact = await crm.UpsertRecord(pb.UpsertRecordRequest(
-        email="buyer@example.com", type=pb.RECORD_TYPE_CONTACT,
-        deals=[pb.Deal(name="Renewal 2025", stage="Negotiation", amount=1200000.5, closing_date="2025-12-31",
-                       open=True)]), metadata=agent(tenant))
+    contact = await crm.UpsertRecord(
+        pb.UpsertRecordRequest(
+            email="buyer@example.com",
+            type=pb.RECORD_TYPE_CONTACT,
+            deals=[pb.Deal(name="Renewal 2025", stage="Negotiation", amount=1200000.5, closing_date="2025-12-31", open=True)],
+        ),
+        metadata=agent(tenant),
+    )
     assert contact.visitor_type == "deal"
     deal = contact.deals[0]
     assert (deal.name, deal.stage, deal.amount, deal.closing_date, deal.open) == (
-        "Renewal 2025", "Negotiation", 1200000.5, "2025-12-31", True)
+        "Renewal 2025",
+        "Negotiation",
+        1200000.5,
+        "2025-12-31",
+        True,
+    )
 
-    won = await crm.UpsertRecord(pb.UpsertRecordRequest(
-        email="buyer@example.com", deals=[pb.Deal(id=deal.id, name="Renewal 2025", stage="Closed Won",
-                                                  amount=1300000, closing_date="2025-11-30", open=False)]),
-        metadata=agent(tenant))
+    won = await crm.UpsertRecord(
+        pb.UpsertRecordRequest(
+            email="buyer@example.com",
+            deals=[
+                pb.Deal(
+                    id=deal.id, name="Renewal 2025", stage="Closed Won", amount=1300000, closing_date="2025-11-30", open=False
+                )
+            ],
+        ),
+        metadata=agent(tenant),
+    )
     assert len(won.deals) == 1
     assert (won.deals[0].stage, won.deals[0].open, won.deals[0].amount) == ("Closed Won", False, 1300000)
     assert won.visitor_type == "customer"
 
-    plain = await crm.UpsertRecord(pb.UpsertRecordRequest(email="plain@example.com", type=pb.RECORD_TYPE_CONTACT),
-                                   metadata=agent(tenant))
+    plain = await crm.UpsertRecord(
+        pb.UpsertRecordRequest(email="plain@example.com", type=pb.RECORD_TYPE_CONTACT), metadata=agent(tenant)
+    )
     assert plain.visitor_type == "contact"
 
 
 async def test_crm01_unknown_deal_id_is_not_found_and_nothing_is_written(crm, tenant):
     await crm.UpsertRecord(pb.UpsertRecordRequest(email="d@example.com", name="Before"), metadata=agent(tenant))
-    call = crm.UpsertRecord(pb.UpsertRecordRequest(
-        email="d@example.com", name="After", deals=[pb.Deal(id=str(uuid.uuid4()), name="X")]), metadata=agent(tenant))
+    call = crm.UpsertRecord(
+        pb.UpsertRecordRequest(email="d@example.com", name="After", deals=[pb.Deal(id=str(uuid.uuid4()), name="X")]),
+        metadata=agent(tenant),
+    )
     assert await status_of(call) == grpc.StatusCode.NOT_FOUND
     found = await crm.FindRecord(pb.FindRecordRequest(email="d@example.com"), metadata=agent(tenant))
     assert found.name == "Before"
@@ -120,10 +154,8 @@ async def test_crm01_unknown_deal_id_is_not_found_and_nothing_is_written(crm, te
 
 
 async def test_crm01_contact_cannot_become_a_lead_again(crm, tenant):
-    await crm.UpsertRecord(pb.UpsertRecordRequest(email="c@example.com", type=pb.RECORD_TYPE_CONTACT),
-                           metadata=agent(tenant))
-    call = crm.UpsertRecord(pb.UpsertRecordRequest(email="c@example.com", type=pb.RECORD_TYPE_LEAD),
-                            metadata=agent(tenant))
+    await crm.UpsertRecord(pb.UpsertRecordRequest(email="c@example.com", type=pb.RECORD_TYPE_CONTACT), metadata=agent(tenant))
+    call = crm.UpsertRecord(pb.UpsertRecordRequest(email="c@example.com", type=pb.RECORD_TYPE_LEAD), metadata=agent(tenant))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -131,10 +163,15 @@ async def test_crm01_contact_cannot_become_a_lead_again(crm, tenant):
 
 
 async def test_crm01_concurrent_upserts_of_one_email_make_one_record(crm, tenant, record_events):
-    results = await asyncio.gather(*(
-        crm.UpsertRecord(pb.UpsertRecordRequest(email=f"{'RACE' if i % 2 else 'race'}@example.com",
-                                                fields={f"f{i}": "v"}), metadata=agent(tenant))
-        for i in range(8)))
+    results = await asyncio.gather(
+        *(
+            crm.UpsertRecord(
+                pb.UpsertRecordRequest(email=f"{'RACE' if i % 2 else 'race'}@example.com", fields={f"f{i}": "v"}),
+                metadata=agent(tenant),
+            )
+            for i in range(8)
+        )
+    )
     assert len({r.id for r in results}) == 1
     found = await crm.FindRecord(pb.FindRecordRequest(email="race@example.com"), metadata=agent(tenant))
     assert set(found.fields) == {f"f{i}" for i in range(8)}
@@ -144,34 +181,37 @@ async def test_crm01_concurrent_upserts_of_one_email_make_one_record(crm, tenant
 
 
 async def test_crm01_find_record_bad_input(crm, tenant):
-    for email, code, words in [("", grpc.StatusCode.INVALID_ARGUMENT, "email is required"),
-                               ("not-an-email", grpc.StatusCode.INVALID_ARGUMENT, "not a valid e-mail"),
-                               ("a@b", grpc.StatusCode.INVALID_ARGUMENT, "not a valid e-mail"),
-                               ("two@@example.com", grpc.StatusCode.INVALID_ARGUMENT, "not a valid e-mail"),
-                               ("nobody@example.com", grpc.StatusCode.NOT_FOUND, "nobody@example.com")]:
+    for email, code, words in [
+        ("", grpc.StatusCode.INVALID_ARGUMENT, "email is required"),
+        ("not-an-email", grpc.StatusCode.INVALID_ARGUMENT, "not a valid e-mail"),
+        ("a@b", grpc.StatusCode.INVALID_ARGUMENT, "not a valid e-mail"),
+        ("two@@example.com", grpc.StatusCode.INVALID_ARGUMENT, "not a valid e-mail"),
+        ("nobody@example.com", grpc.StatusCode.NOT_FOUND, "nobody@example.com"),
+    ]:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await crm.FindRecord(pb.FindRecordRequest(email=email), metadata=agent(tenant))
         assert err.value.code() == code, email
         assert words in err.value.details(), err.value.details()
 
 
-@pytest.mark.parametrize("request_, words", [
-    (pb.UpsertRecordRequest(email=""), "email is required"),
-    (pb.UpsertRecordRequest(email="bad email@example.com"), "not a valid e-mail"),
-    (pb.UpsertRecordRequest(email="x@example.com", type=7), "type: 7 is not a known RecordType"),
-    (pb.UpsertRecordRequest(email="x@example.com", name="n" * 201), "name is longer"),
-    (pb.UpsertRecordRequest(email="x@example.com", owner="owner"), "owner"),
-    (pb.UpsertRecordRequest(email="x@example.com", fields={" ": "v"}), "field name"),
-    (pb.UpsertRecordRequest(email="x@example.com", fields={"k": "v" * 2001}), "field 'k'"),
-    (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(name="")]), "deal name"),
-    (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(name="D", amount=-1)]), "amount"),
-    (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(name="D", amount=float("nan"))]), "amount"),
-    (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(name="D", closing_date="2025-02-30")]),
-     "closing_date"),
-    (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(name="D", closing_date="31/12/2025")]),
-     "closing_date"),
-    (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(id="deal-1", name="D")]), "deal id"),
-])
+@pytest.mark.parametrize(
+    "request_, words",
+    [
+        (pb.UpsertRecordRequest(email=""), "email is required"),
+        (pb.UpsertRecordRequest(email="bad email@example.com"), "not a valid e-mail"),
+        (pb.UpsertRecordRequest(email="x@example.com", type=7), "type: 7 is not a known RecordType"),
+        (pb.UpsertRecordRequest(email="x@example.com", name="n" * 201), "name is longer"),
+        (pb.UpsertRecordRequest(email="x@example.com", owner="owner"), "owner"),
+        (pb.UpsertRecordRequest(email="x@example.com", fields={" ": "v"}), "field name"),
+        (pb.UpsertRecordRequest(email="x@example.com", fields={"k": "v" * 2001}), "field 'k'"),
+        (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(name="")]), "deal name"),
+        (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(name="D", amount=-1)]), "amount"),
+        (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(name="D", amount=float("nan"))]), "amount"),
+        (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(name="D", closing_date="2025-02-30")]), "closing_date"),
+        (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(name="D", closing_date="31/12/2025")]), "closing_date"),
+        (pb.UpsertRecordRequest(email="x@example.com", deals=[pb.Deal(id="deal-1", name="D")]), "deal id"),
+    ],
+)
 async def test_crm01_upsert_record_bad_input_writes_nothing(crm, tenant, request_, words):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await crm.UpsertRecord(request_, metadata=agent(tenant))
@@ -182,8 +222,11 @@ async def test_crm01_upsert_record_bad_input_writes_nothing(crm, tenant, request
 
 
 async def test_crm01_get_attachment_bad_input(crm, tenant):
-    for attachment_id, code in [("", grpc.StatusCode.INVALID_ARGUMENT), ("abc", grpc.StatusCode.INVALID_ARGUMENT),
-                                (str(uuid.uuid4()), grpc.StatusCode.NOT_FOUND)]:
+    for attachment_id, code in [
+        ("", grpc.StatusCode.INVALID_ARGUMENT),
+        ("abc", grpc.StatusCode.INVALID_ARGUMENT),
+        (str(uuid.uuid4()), grpc.StatusCode.NOT_FOUND),
+    ]:
         call = crm.GetAttachment(pb.GetAttachmentRequest(attachment_id=attachment_id), metadata=agent(tenant))
         assert await status_of(call) == code
 
@@ -191,12 +234,16 @@ async def test_crm01_get_attachment_bad_input(crm, tenant):
 async def test_plat02_crm_needs_a_staff_token_and_keeps_tenants_apart(crm, tenant):
     request = pb.UpsertRecordRequest(email="secret@example.com", fields={"company": "Tenant A"})
     assert await status_of(crm.UpsertRecord(request)) == grpc.StatusCode.UNAUTHENTICATED
-    assert await status_of(crm.UpsertRecord(request, metadata=(("authorization", "Bearer nonsense"),))) \
+    assert (
+        await status_of(crm.UpsertRecord(request, metadata=(("authorization", "Bearer nonsense"),)))
         == grpc.StatusCode.UNAUTHENTICATED
+    )
     visitor = auth(tenant, "visitor", str(uuid.uuid4()))
     assert await status_of(crm.UpsertRecord(request, metadata=visitor)) == grpc.StatusCode.PERMISSION_DENIED
-    assert await status_of(crm.FindRecord(pb.FindRecordRequest(email="secret@example.com"), metadata=visitor)) \
+    assert (
+        await status_of(crm.FindRecord(pb.FindRecordRequest(email="secret@example.com"), metadata=visitor))
         == grpc.StatusCode.PERMISSION_DENIED
+    )
 
     await crm.UpsertRecord(request, metadata=auth(tenant, "admin", "admin-1"))
     other = f"{tenant}-other"

@@ -41,8 +41,9 @@ class Services:
     async def publish(self, source: str, tenant: str, payload) -> Event:
         """Publish an event exactly as the producing service's outbox relay does."""
         event = make_event(source, tenant, payload)
-        await self.crm.ctx.js.publish(subject(Settings().subject_prefix, source, event.type),
-                                      event.SerializeToString(), headers={"Nats-Msg-Id": event.id})
+        await self.crm.ctx.js.publish(
+            subject(Settings().subject_prefix, source, event.type), event.SerializeToString(), headers={"Nats-Msg-Id": event.id}
+        )
         return event
 
     async def ended_chat(self, tenant: str, email: str, name: str = "佐藤 一郎") -> conv_pb.Chat:
@@ -52,21 +53,24 @@ class Services:
 
 async def ended_chat(conv: ConversationServiceStub, tenant: str, email: str, name: str, publish) -> conv_pb.Chat:
     visitor = auth(tenant, "visitor", str(uuid.uuid4()))
-    chat = await conv.StartChat(conv_pb.StartChatRequest(
-        channel=conv_pb.CHANNEL_WEB, department_id="", question="見積もりをお願いします",
-        visitor_name=name, visitor_email=email), metadata=visitor)
-    await publish("routing", tenant, ChatAssigned(chat_id=chat.id, agent_id=AGENT, agent_name="Kawane Taro",
-                                                  how="accepted"))
+    chat = await conv.StartChat(
+        conv_pb.StartChatRequest(
+            channel=conv_pb.CHANNEL_WEB,
+            department_id="",
+            question="見積もりをお願いします",
+            visitor_name=name,
+            visitor_email=email,
+        ),
+        metadata=visitor,
+    )
+    await publish("routing", tenant, ChatAssigned(chat_id=chat.id, agent_id=AGENT, agent_name="Kawane Taro", how="accepted"))
     agent = auth(tenant, "agent", AGENT)
     for _ in range(200):
-        if (await conv.GetChat(conv_pb.GetChatRequest(chat_id=chat.id), metadata=agent)).state == \
-                conv_pb.CHAT_STATE_OPEN:
+        if (await conv.GetChat(conv_pb.GetChatRequest(chat_id=chat.id), metadata=agent)).state == conv_pb.CHAT_STATE_OPEN:
             break
         await asyncio.sleep(0.05)
-    await conv.SendMessage(conv_pb.SendMessageRequest(chat_id=chat.id, text="Plan B の見積もりが欲しいです"),
-                           metadata=visitor)
-    await conv.SendMessage(conv_pb.SendMessageRequest(chat_id=chat.id, text="Thanks, sending the quote today."),
-                           metadata=agent)
+    await conv.SendMessage(conv_pb.SendMessageRequest(chat_id=chat.id, text="Plan B の見積もりが欲しいです"), metadata=visitor)
+    await conv.SendMessage(conv_pb.SendMessageRequest(chat_id=chat.id, text="Thanks, sending the quote today."), metadata=agent)
     return await conv.EndChat(conv_pb.EndChatRequest(chat_id=chat.id), metadata=agent)
 
 
@@ -83,14 +87,18 @@ async def crm_bridge(conversation_port: int):
 @pytest.fixture(scope="module")
 async def services():
     schema = f"crm07_conv_{uuid.uuid4().hex[:8]}"
-    async with running(conversation_spec(schema=schema), schema=schema) as conversation, \
-            crm_bridge(conversation.port) as crm, \
-            channel_to(conversation) as conv_channel, channel_to(crm) as crm_channel:
+    async with (
+        running(conversation_spec(schema=schema), schema=schema) as conversation,
+        crm_bridge(conversation.port) as crm,
+        channel_to(conversation) as conv_channel,
+        channel_to(crm) as crm_channel,
+    ):
         yield Services(conversation, crm, ConversationServiceStub(conv_channel), CrmBridgeServiceStub(crm_channel))
 
 
-async def record_with_attachment(crm: CrmBridgeServiceStub, tenant: str, email: str, chat_id: str,
-                                 attempts: int = 300) -> pb.Record:
+async def record_with_attachment(
+    crm: CrmBridgeServiceStub, tenant: str, email: str, chat_id: str, attempts: int = 300
+) -> pb.Record:
     for _ in range(attempts):
         try:
             record = await crm.FindRecord(pb.FindRecordRequest(email=email), metadata=auth(tenant, "agent", AGENT))
@@ -107,8 +115,11 @@ async def stream_seq_of_chat_ended(js, chat_id: str) -> int:
     """Where the chat's chat_ended event sits in the conversation stream, once it is there."""
     prefix = Settings().subject_prefix
     for _ in range(100):
-        sub = await js.pull_subscribe(subject(prefix, "conversation", "chat_ended"), durable=None,
-                                      config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=5.0))
+        sub = await js.pull_subscribe(
+            subject(prefix, "conversation", "chat_ended"),
+            durable=None,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=5.0),
+        )
         try:
             while True:
                 try:
@@ -131,12 +142,20 @@ async def test_crm07_ended_chat_adds_a_lead_with_the_transcript_pdf(services, te
         await eventually(lambda: created, "record_created is published")
 
     assert (record.type, record.source, record.name, record.email) == (
-        pb.RECORD_TYPE_LEAD, "chat", "佐藤 一郎", "Ichiro.Sato@Example.jp")
+        pb.RECORD_TYPE_LEAD,
+        "chat",
+        "佐藤 一郎",
+        "Ichiro.Sato@Example.jp",
+    )
     [attachment] = record.attachments
     assert (attachment.name, attachment.mime_type, attachment.chat_id) == (
-        f"chat-transcript-{chat.id}.pdf", "application/pdf", chat.id)
-    content = await services.crm_stub.GetAttachment(pb.GetAttachmentRequest(attachment_id=attachment.id),
-                                                    metadata=auth(tenant, "admin", "root"))
+        f"chat-transcript-{chat.id}.pdf",
+        "application/pdf",
+        chat.id,
+    )
+    content = await services.crm_stub.GetAttachment(
+        pb.GetAttachmentRequest(attachment_id=attachment.id), metadata=auth(tenant, "admin", "root")
+    )
     assert content.attachment == attachment
     assert len(content.content) == attachment.size and content.content.startswith(b"%PDF")
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(content.content)).pages)
@@ -144,7 +163,10 @@ async def test_crm07_ended_chat_adds_a_lead_with_the_transcript_pdf(services, te
 
     [event] = created
     assert (event.record_created.record_id, event.record_created.chat_id, event.record_created.source) == (
-        record.id, chat.id, "chat")
+        record.id,
+        chat.id,
+        "chat",
+    )
 
     # Another tenant sees neither the record nor its attachment.
     other = auth(f"{tenant}-x", "admin", "root")
@@ -154,9 +176,12 @@ async def test_crm07_ended_chat_adds_a_lead_with_the_transcript_pdf(services, te
 
 
 async def test_crm07_existing_contact_gets_the_transcript_once(services, tenant):
-    contact = await services.crm_stub.UpsertRecord(pb.UpsertRecordRequest(
-        email="hanako@example.com", type=pb.RECORD_TYPE_CONTACT, name="Yamada Hanako", owner="sales@example.com"),
-        metadata=auth(tenant, "admin", "root"))
+    contact = await services.crm_stub.UpsertRecord(
+        pb.UpsertRecordRequest(
+            email="hanako@example.com", type=pb.RECORD_TYPE_CONTACT, name="Yamada Hanako", owner="sales@example.com"
+        ),
+        metadata=auth(tenant, "admin", "root"),
+    )
     chat = await services.ended_chat(tenant, "HANAKO@example.com", name="hana")
     record = await record_with_attachment(services.crm_stub, tenant, "hanako@example.com", chat.id)
     assert record.id == contact.id
@@ -164,25 +189,29 @@ async def test_crm07_existing_contact_gets_the_transcript_once(services, tenant)
 
     # The same chat ended again (a second chat_ended fact, e.g. after a reopen) replaces the
     # transcript; it does not add a second one.
-    again = await services.publish("conversation", tenant, ChatEnded(
-        chat_id=chat.id, agent_id=AGENT, visitor_email="hanako@example.com", visitor_name="hana", reason="agent"))
+    again = await services.publish(
+        "conversation",
+        tenant,
+        ChatEnded(chat_id=chat.id, agent_id=AGENT, visitor_email="hanako@example.com", visitor_name="hana", reason="agent"),
+    )
     for _ in range(200):
-        if await services.crm.ctx.pool.fetchval(
-                "SELECT count(*) FROM processed_events WHERE event_id = $1", again.id):
+        if await services.crm.ctx.pool.fetchval("SELECT count(*) FROM processed_events WHERE event_id = $1", again.id):
             break
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("the repeated chat_ended was never processed")
-    found = await services.crm_stub.FindRecord(pb.FindRecordRequest(email="hanako@example.com"),
-                                               metadata=auth(tenant, "agent", AGENT))
+    found = await services.crm_stub.FindRecord(
+        pb.FindRecordRequest(email="hanako@example.com"), metadata=auth(tenant, "agent", AGENT)
+    )
     assert [a.chat_id for a in found.attachments] == [chat.id]
 
 
 @pytest.mark.expected_error_logs("event parked in dead_letters")
 async def test_crm07_unknown_chat_is_parked_not_retried(services, tenant):
     chat_id = str(uuid.uuid4())
-    event = await services.publish("conversation", tenant, ChatEnded(
-        chat_id=chat_id, visitor_email="ghost@example.com", reason="agent"))
+    event = await services.publish(
+        "conversation", tenant, ChatEnded(chat_id=chat_id, visitor_email="ghost@example.com", reason="agent")
+    )
     for _ in range(200):
         error = await services.crm.ctx.pool.fetchval("SELECT error FROM dead_letters WHERE event_id = $1", event.id)
         if error:
@@ -190,9 +219,8 @@ async def test_crm07_unknown_chat_is_parked_not_retried(services, tenant):
         await asyncio.sleep(0.05)
     assert error and "NOT_FOUND" in error
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await services.crm_stub.FindRecord(pb.FindRecordRequest(email="ghost@example.com"),
-                                           metadata=auth(tenant, "agent", AGENT))
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND     # nothing half-written
+        await services.crm_stub.FindRecord(pb.FindRecordRequest(email="ghost@example.com"), metadata=auth(tenant, "agent", AGENT))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND  # nothing half-written
 
 
 async def test_crm07_conversation_unreachable_is_retried_until_it_is_back(tenant, monkeypatch):
@@ -203,8 +231,9 @@ async def test_crm07_conversation_unreachable_is_retried_until_it_is_back(tenant
 
     async def publish(source, tenant_, payload):
         event = make_event(source, tenant_, payload)
-        await conversation.ctx.js.publish(subject(Settings().subject_prefix, source, event.type),
-                                          event.SerializeToString(), headers={"Nats-Msg-Id": event.id})
+        await conversation.ctx.js.publish(
+            subject(Settings().subject_prefix, source, event.type), event.SerializeToString(), headers={"Nats-Msg-Id": event.id}
+        )
 
     conversation = await ServiceRunner(spec, Settings(), port=port, schema=schema).start()
     try:
@@ -226,11 +255,9 @@ async def test_crm07_conversation_unreachable_is_retried_until_it_is_back(tenant
             await asyncio.sleep(0.05)
         assert info.delivered.stream_seq >= chat_ended_seq and info.num_redelivered >= 1
         assert info.ack_floor.stream_seq < chat_ended_seq
-        assert await crm.ctx.pool.fetchval(
-            "SELECT count(*) FROM dead_letters WHERE error LIKE '%' || $1 || '%'", chat.id) == 0
+        assert await crm.ctx.pool.fetchval("SELECT count(*) FROM dead_letters WHERE error LIKE '%' || $1 || '%'", chat.id) == 0
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.FindRecord(pb.FindRecordRequest(email="later@example.com"),
-                                  metadata=auth(tenant, "agent", AGENT))
+            await stub.FindRecord(pb.FindRecordRequest(email="later@example.com"), metadata=auth(tenant, "agent", AGENT))
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
         conversation = await ServiceRunner(spec, Settings(), port=port, schema=schema).start()

@@ -23,31 +23,31 @@ class VisitorApi(visitor_pb2_grpc.VisitorServiceServicer):
 
     async def IssueVisitorToken(self, request: pb.IssueVisitorTokenRequest, context) -> pb.VisitorToken:
         # request.visitor_id is ignored on purpose: an id proves nothing, only the secret does.
-        issued = await handlers.issue_visitor_token(self.ctx, self.settings, _required(request.widget_key, "widget_key"),
-                                                    request.visitor_secret.strip())
-        response = pb.VisitorToken(token=issued.token, visitor_id=issued.visitor_id,
-                                   visitor_secret=issued.visitor_secret)
+        issued = await handlers.issue_visitor_token(
+            self.ctx, self.settings, _required(request.widget_key, "widget_key"), request.visitor_secret.strip()
+        )
+        response = pb.VisitorToken(token=issued.token, visitor_id=issued.visitor_id, visitor_secret=issued.visitor_secret)
         response.expires_at.FromDatetime(issued.expires_at)
         response.visitor_secret_expires_at.FromDatetime(issued.visitor_secret_expires_at)
         return response
 
-    async def RevokeVisitorSecret(self, request: pb.RevokeVisitorSecretRequest,
-                                  context) -> pb.RevokeVisitorSecretResponse:
-        revoked = await handlers.revoke_visitor_secret(self.ctx, _required(request.widget_key, "widget_key"),
-                                                       _required(request.visitor_secret, "visitor_secret"))
+    async def RevokeVisitorSecret(self, request: pb.RevokeVisitorSecretRequest, context) -> pb.RevokeVisitorSecretResponse:
+        revoked = await handlers.revoke_visitor_secret(
+            self.ctx, _required(request.widget_key, "widget_key"), _required(request.visitor_secret, "visitor_secret")
+        )
         response = pb.RevokeVisitorSecretResponse(visitor_id=revoked.visitor_id)
         response.revoked_at.FromDatetime(revoked.revoked_at)
         return response
 
-    async def RevokeVisitorSessions(self, request: pb.RevokeVisitorSessionsRequest,
-                                    context) -> pb.RevokeVisitorSessionsResponse:
+    async def RevokeVisitorSessions(self, request: pb.RevokeVisitorSessionsRequest, context) -> pb.RevokeVisitorSessionsResponse:
         visitor_id = parse_uuid(request.visitor_id.strip(), "visitor_id")
         revoked = await handlers.revoke_visitor_sessions(self.ctx, current_identity().tenant, visitor_id)
         return pb.RevokeVisitorSessionsResponse(revoked_sessions=revoked)
 
     async def CreateWidgetKey(self, request: pb.CreateWidgetKeyRequest, context) -> pb.WidgetKey:
-        key = await handlers.create_widget_key(self.ctx, current_identity().tenant, validate_label(request.label),
-                                               request.request_id)
+        key = await handlers.create_widget_key(
+            self.ctx, current_identity().tenant, validate_label(request.label), request.request_id
+        )
         return _widget_key_to_pb(key)
 
     async def RevokeWidgetKey(self, request: pb.RevokeWidgetKeyRequest, context) -> pb.WidgetKey:
@@ -69,8 +69,14 @@ class VisitorApi(visitor_pb2_grpc.VisitorServiceServicer):
         visitor_id = parse_uuid(raw_id, "visitor_id")
         check_may_track(identity.role, identity.sub, visitor_id)
         ip = request.ip or (_peer_ip(context.peer()) if identity.role == "visitor" else "")
-        view = validate_page_view(visitor_id=visitor_id, url=request.url, title=request.title,
-                                  referrer=request.referrer, user_agent=request.user_agent, ip=ip)
+        view = validate_page_view(
+            visitor_id=visitor_id,
+            url=request.url,
+            title=request.title,
+            referrer=request.referrer,
+            user_agent=request.user_agent,
+            ip=ip,
+        )
         page_view = await handlers.track_page_view(self.ctx, self.settings, identity.tenant, view)
         return _page_view_to_pb(page_view)
 
@@ -106,17 +112,30 @@ def _widget_key_to_pb(key: WidgetKey) -> pb.WidgetKey:
 
 
 def _page_view_to_pb(view: PageView) -> pb.PageView:
-    message = pb.PageView(id=view.id, visitor_id=view.visitor_id, url=view.url, title=view.title,
-                          referrer=view.referrer, user_agent=view.user_agent, ip=view.ip, landing=view.landing,
-                          visit_id=view.visit_id)
+    message = pb.PageView(
+        id=view.id,
+        visitor_id=view.visitor_id,
+        url=view.url,
+        title=view.title,
+        referrer=view.referrer,
+        user_agent=view.user_agent,
+        ip=view.ip,
+        landing=view.landing,
+        visit_id=view.visit_id,
+    )
     message.viewed_at.FromDatetime(view.viewed_at)
     return message
 
 
 def _visitor_to_pb(visitor: Visitor) -> pb.Visitor:
-    message = pb.Visitor(id=visitor.id, name=visitor.name, email=visitor.email, visit_count=visitor.visit_count,
-                         page_view_count=visitor.page_view_count,
-                         recent_page_views=[_page_view_to_pb(v) for v in visitor.recent_page_views])
+    message = pb.Visitor(
+        id=visitor.id,
+        name=visitor.name,
+        email=visitor.email,
+        visit_count=visitor.visit_count,
+        page_view_count=visitor.page_view_count,
+        recent_page_views=[_page_view_to_pb(v) for v in visitor.recent_page_views],
+    )
     if visitor.first_seen_at is not None:
         message.first_seen_at.FromDatetime(visitor.first_seen_at)
     if visitor.last_seen_at is not None:

@@ -16,8 +16,21 @@ from kaiwa_common.idempotency import claim_request, fingerprint_of
 
 from . import store
 from .config import VisitorSettings
-from .domain import (PageView, PageViewInput, RevokedSession, Verdict, Visitor, WidgetKey, check_secret_format,
-                     hash_secret, judge_secret, new_visitor_secret, new_widget_key, starts_new_visit, tenant_of_key)
+from .domain import (
+    PageView,
+    PageViewInput,
+    RevokedSession,
+    Verdict,
+    Visitor,
+    WidgetKey,
+    check_secret_format,
+    hash_secret,
+    judge_secret,
+    new_visitor_secret,
+    new_widget_key,
+    starts_new_visit,
+    tenant_of_key,
+)
 
 log = logging.getLogger("kaiwa.visitor")
 
@@ -27,8 +40,8 @@ class VisitorToken:
     token: str
     visitor_id: str
     expires_at: datetime
-    visitor_secret: str                   # the next refresh credential, shown once
-    visitor_secret_expires_at: datetime   # refused if unused until then
+    visitor_secret: str  # the next refresh credential, shown once
+    visitor_secret_expires_at: datetime  # refused if unused until then
 
 
 async def create_widget_key(ctx: ServiceContext, tenant: str, label: str, request_id: str) -> WidgetKey:
@@ -62,8 +75,9 @@ async def _tenant_of(ctx: ServiceContext, widget_key: str, *, active: bool) -> s
     return tenant
 
 
-async def issue_visitor_token(ctx: ServiceContext, settings: VisitorSettings, widget_key: str,
-                              visitor_secret: str) -> VisitorToken:
+async def issue_visitor_token(
+    ctx: ServiceContext, settings: VisitorSettings, widget_key: str, visitor_secret: str
+) -> VisitorToken:
     """PLAT-02: a widget key alone starts a new visitor; a returning visitor proves itself
     with its secret, which is rotated (the rules: domain/secrets.py)."""
     tenant = await _tenant_of(ctx, widget_key, active=True)
@@ -79,30 +93,39 @@ async def _new_visitor(ctx: ServiceContext, settings: VisitorSettings, tenant: s
     return _visitor_token(ctx, settings, tenant, visitor_id, secret, issued_at)
 
 
-async def _returning_visitor(ctx: ServiceContext, settings: VisitorSettings, tenant: str, widget_key: str,
-                             presented: str) -> VisitorToken:
+async def _returning_visitor(
+    ctx: ServiceContext, settings: VisitorSettings, tenant: str, widget_key: str, presented: str
+) -> VisitorToken:
     secret = new_visitor_secret()
     async with unit_of_work(ctx.pool) as conn:
         stored = await store.lock_secret(conn, tenant, hash_secret(presented))
         verdict = judge_secret(stored, settings.secret_idle_lifetime)
-        if verdict is Verdict.REUSED:   # committed before the refusal: the copy is dead too
+        if verdict is Verdict.REUSED:  # committed before the refusal: the copy is dead too
             await store.revoke_session(conn, tenant, stored.session_id, "reuse")
         elif verdict is Verdict.VALID:
             issued_at = await store.rotate_secret(conn, tenant, stored, hash_secret(secret), widget_key)
     if verdict is Verdict.REUSED:
-        log.warning("visitor secret reused: session revoked", extra={"fields": {
-            "tenant": tenant, "visitor_id": stored.visitor_id, "session_id": stored.session_id}})
+        log.warning(
+            "visitor secret reused: session revoked",
+            extra={"fields": {"tenant": tenant, "visitor_id": stored.visitor_id, "session_id": stored.session_id}},
+        )
     if verdict is not Verdict.VALID:
         raise Unauthenticated(verdict.value)
     return _visitor_token(ctx, settings, tenant, stored.visitor_id, secret, issued_at)
 
 
-def _visitor_token(ctx: ServiceContext, settings: VisitorSettings, tenant: str, visitor_id: str, secret: str,
-                   issued_at: datetime) -> VisitorToken:
+def _visitor_token(
+    ctx: ServiceContext, settings: VisitorSettings, tenant: str, visitor_id: str, secret: str, issued_at: datetime
+) -> VisitorToken:
     expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=settings.token_ttl)
     token = mint_token(ctx.settings, tenant, "visitor", visitor_id, ttl_seconds=settings.token_ttl)
-    return VisitorToken(token=token, visitor_id=visitor_id, expires_at=expires_at, visitor_secret=secret,
-                        visitor_secret_expires_at=issued_at + settings.secret_idle_lifetime)
+    return VisitorToken(
+        token=token,
+        visitor_id=visitor_id,
+        expires_at=expires_at,
+        visitor_secret=secret,
+        visitor_secret_expires_at=issued_at + settings.secret_idle_lifetime,
+    )
 
 
 async def revoke_visitor_secret(ctx: ServiceContext, widget_key: str, visitor_secret: str) -> RevokedSession:
@@ -125,8 +148,7 @@ async def revoke_visitor_sessions(ctx: ServiceContext, tenant: str, visitor_id: 
     return revoked
 
 
-async def track_page_view(ctx: ServiceContext, settings: VisitorSettings, tenant: str,
-                          view: PageViewInput) -> PageView:
+async def track_page_view(ctx: ServiceContext, settings: VisitorSettings, tenant: str, view: PageViewInput) -> PageView:
     """VIS-01: store the page view; the first one of a visit is its landing page."""
     async with unit_of_work(ctx.pool) as conn:
         visitor = await store.lock_visitor(conn, tenant, view.visitor_id)
@@ -137,9 +159,19 @@ async def track_page_view(ctx: ServiceContext, settings: VisitorSettings, tenant
         else:
             visit_id = str(visitor["current_visit_id"])
         page_view = await store.add_page_view(conn, tenant, visit_id, view, landing=landing, now=now)
-        await ctx.outbox.add(conn, tenant, PageViewed(
-            visitor_id=page_view.visitor_id, page_view_id=page_view.id, url=page_view.url, title=page_view.title,
-            referrer=page_view.referrer, visit_id=visit_id, landing=landing))
+        await ctx.outbox.add(
+            conn,
+            tenant,
+            PageViewed(
+                visitor_id=page_view.visitor_id,
+                page_view_id=page_view.id,
+                url=page_view.url,
+                title=page_view.title,
+                referrer=page_view.referrer,
+                visit_id=visit_id,
+                landing=landing,
+            ),
+        )
     return page_view
 
 
@@ -149,4 +181,3 @@ async def get_visitor(ctx: ServiceContext, settings: VisitorSettings, tenant: st
     if visitor is None:
         raise NotFound(f"visitor {visitor_id} not found")
     return visitor
-

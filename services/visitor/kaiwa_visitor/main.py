@@ -13,6 +13,7 @@ from kaiwa_common.interceptor import PUBLIC
 from .api import VisitorApi
 from .config import VisitorSettings
 
+
 def _add_servicers(server, ctx: ServiceContext) -> None:
     visitor_pb2_grpc.add_VisitorServiceServicer_to_server(VisitorApi(ctx, VisitorSettings()), server)
 
@@ -23,8 +24,8 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).resolve().parent.parent / "migrations",
     grpc_services=["kaiwa.visitor.v1.VisitorService"],
     policy={
-        "IssueVisitorToken": PUBLIC,          # the widget has no token yet: the widget key is its credential
-        "RevokeVisitorSecret": PUBLIC,        # the widget's logout: possession of the secret is the credential
+        "IssueVisitorToken": PUBLIC,  # the widget has no token yet: the widget key is its credential
+        "RevokeVisitorSecret": PUBLIC,  # the widget's logout: possession of the secret is the credential
         "RevokeVisitorSessions": {"admin"},
         "CreateWidgetKey": {"admin"},
         "RevokeWidgetKey": {"admin"},

@@ -13,33 +13,47 @@ from .domain import PageView, PageViewInput, RevokedSession, StoredSecret, Visit
 async def insert_widget_key(conn: asyncpg.Connection, tenant: str, key: str, label: str) -> WidgetKey:
     row = await conn.fetchrow(
         "INSERT INTO widget_keys (tenant, key, label) VALUES ($1, $2, $3) RETURNING key, label, created_at, revoked_at",
-        tenant, key, label)
+        tenant,
+        key,
+        label,
+    )
     return WidgetKey(**row)
 
 
 async def get_widget_key(conn: asyncpg.Connection, tenant: str, key: str) -> WidgetKey | None:
     row = await conn.fetchrow(
-        "SELECT key, label, created_at, revoked_at FROM widget_keys WHERE tenant = $1 AND key = $2", tenant, key)
+        "SELECT key, label, created_at, revoked_at FROM widget_keys WHERE tenant = $1 AND key = $2", tenant, key
+    )
     return WidgetKey(**row) if row else None
 
 
 async def revoke_widget_key(conn: asyncpg.Connection, tenant: str, key: str) -> WidgetKey | None:
     row = await conn.fetchrow(
         "UPDATE widget_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant = $1 AND key = $2 "
-        "RETURNING key, label, created_at, revoked_at", tenant, key)
+        "RETURNING key, label, created_at, revoked_at",
+        tenant,
+        key,
+    )
     return WidgetKey(**row) if row else None
 
 
-async def start_session(conn: asyncpg.Connection, tenant: str, widget_key: str,
-                        secret_hash: bytes) -> tuple[str, datetime]:
+async def start_session(conn: asyncpg.Connection, tenant: str, widget_key: str, secret_hash: bytes) -> tuple[str, datetime]:
     """A new visitor with its first session and secret: (visitor id, when the secret was issued)."""
     visitor_id, session_id = uuid.uuid4(), uuid.uuid4()
     await conn.execute("INSERT INTO visitors (tenant, id) VALUES ($1, $2)", tenant, visitor_id)
-    await conn.execute("INSERT INTO visitor_sessions (tenant, id, visitor_id, widget_key) VALUES ($1, $2, $3, $4)",
-                       tenant, session_id, visitor_id, widget_key)
+    await conn.execute(
+        "INSERT INTO visitor_sessions (tenant, id, visitor_id, widget_key) VALUES ($1, $2, $3, $4)",
+        tenant,
+        session_id,
+        visitor_id,
+        widget_key,
+    )
     issued_at = await conn.fetchval(
         "INSERT INTO visitor_secrets (tenant, secret_hash, session_id) VALUES ($1, $2, $3) RETURNING created_at",
-        tenant, secret_hash, session_id)
+        tenant,
+        secret_hash,
+        session_id,
+    )
     return str(visitor_id), issued_at
 
 
@@ -51,39 +65,58 @@ async def lock_secret(conn: asyncpg.Connection, tenant: str, secret_hash: bytes)
         "f.revoked_at AS session_revoked_at, k.revoked_at AS key_revoked_at, clock_timestamp() AS checked_at "
         "FROM visitor_secrets s JOIN visitor_sessions f ON f.tenant = s.tenant AND f.id = s.session_id "
         "JOIN widget_keys k ON k.tenant = f.tenant AND k.key = f.widget_key "
-        "WHERE s.tenant = $1 AND s.secret_hash = $2 FOR UPDATE OF s, f", tenant, secret_hash)
+        "WHERE s.tenant = $1 AND s.secret_hash = $2 FOR UPDATE OF s, f",
+        tenant,
+        secret_hash,
+    )
     if row is None:
         return None
     return StoredSecret(**{**row, "session_id": str(row["session_id"]), "visitor_id": str(row["visitor_id"])})
 
 
-async def rotate_secret(conn: asyncpg.Connection, tenant: str, used: StoredSecret, new_hash: bytes,
-                        widget_key: str) -> datetime:
+async def rotate_secret(conn: asyncpg.Connection, tenant: str, used: StoredSecret, new_hash: bytes, widget_key: str) -> datetime:
     """Trade a locked secret for its successor; the session moves to the key presented."""
     session_id = uuid.UUID(used.session_id)
-    await conn.execute("UPDATE visitor_secrets SET used_at = now() WHERE tenant = $1 AND secret_hash = $2",
-                       tenant, used.secret_hash)
-    await conn.execute("UPDATE visitor_sessions SET widget_key = $3, refreshed_at = now() WHERE tenant = $1 AND id = $2",
-                       tenant, session_id, widget_key)
+    await conn.execute(
+        "UPDATE visitor_secrets SET used_at = now() WHERE tenant = $1 AND secret_hash = $2", tenant, used.secret_hash
+    )
+    await conn.execute(
+        "UPDATE visitor_sessions SET widget_key = $3, refreshed_at = now() WHERE tenant = $1 AND id = $2",
+        tenant,
+        session_id,
+        widget_key,
+    )
     return await conn.fetchval(
         "INSERT INTO visitor_secrets (tenant, secret_hash, session_id) VALUES ($1, $2, $3) RETURNING created_at",
-        tenant, new_hash, session_id)
+        tenant,
+        new_hash,
+        session_id,
+    )
 
 
 async def revoke_session(conn: asyncpg.Connection, tenant: str, session_id: str, reason: str) -> None:
     await conn.execute(
         "UPDATE visitor_sessions SET revoked_at = now(), revoked_reason = $3 "
-        "WHERE tenant = $1 AND id = $2 AND revoked_at IS NULL", tenant, uuid.UUID(session_id), reason)
+        "WHERE tenant = $1 AND id = $2 AND revoked_at IS NULL",
+        tenant,
+        uuid.UUID(session_id),
+        reason,
+    )
 
 
-async def revoke_session_of_secret(conn: asyncpg.Connection, tenant: str, secret_hash: bytes,
-                                   reason: str) -> RevokedSession | None:
+async def revoke_session_of_secret(
+    conn: asyncpg.Connection, tenant: str, secret_hash: bytes, reason: str
+) -> RevokedSession | None:
     """Revoke the session of any of its secrets (current or used); revoking again keeps the first time."""
     row = await conn.fetchrow(
         "UPDATE visitor_sessions f SET revoked_at = coalesce(f.revoked_at, now()), "
         "revoked_reason = coalesce(f.revoked_reason, $3) FROM visitor_secrets s "
         "WHERE s.tenant = $1 AND s.secret_hash = $2 AND f.tenant = s.tenant AND f.id = s.session_id "
-        "RETURNING f.visitor_id, f.revoked_at", tenant, secret_hash, reason)
+        "RETURNING f.visitor_id, f.revoked_at",
+        tenant,
+        secret_hash,
+        reason,
+    )
     return RevokedSession(visitor_id=str(row["visitor_id"]), revoked_at=row["revoked_at"]) if row else None
 
 
@@ -94,7 +127,11 @@ async def revoke_visitor_sessions(conn: asyncpg.Connection, tenant: str, visitor
         return None
     status = await conn.execute(
         "UPDATE visitor_sessions SET revoked_at = now(), revoked_reason = $3 "
-        "WHERE tenant = $1 AND visitor_id = $2 AND revoked_at IS NULL", tenant, vid, reason)
+        "WHERE tenant = $1 AND visitor_id = $2 AND revoked_at IS NULL",
+        tenant,
+        vid,
+        reason,
+    )
     return int(status.split()[-1])
 
 
@@ -105,34 +142,62 @@ async def lock_visitor(conn: asyncpg.Connection, tenant: str, visitor_id: str) -
     await conn.execute("INSERT INTO visitors (tenant, id) VALUES ($1, $2) ON CONFLICT DO NOTHING", tenant, vid)
     return await conn.fetchrow(
         "SELECT visit_count, page_view_count, last_seen_at, current_visit_id, clock_timestamp() AS now "
-        "FROM visitors WHERE tenant = $1 AND id = $2 FOR UPDATE", tenant, vid)
+        "FROM visitors WHERE tenant = $1 AND id = $2 FOR UPDATE",
+        tenant,
+        vid,
+    )
 
 
 async def start_visit(conn: asyncpg.Connection, tenant: str, visitor_id: str, now: datetime) -> str:
     visit_id = uuid.uuid4()
     await conn.execute(
         "INSERT INTO visits (tenant, id, visitor_id, started_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)",
-        tenant, visit_id, uuid.UUID(visitor_id), now)
+        tenant,
+        visit_id,
+        uuid.UUID(visitor_id),
+        now,
+    )
     await conn.execute(
         "UPDATE visitors SET visit_count = visit_count + 1, current_visit_id = $3, "
         "first_seen_at = coalesce(first_seen_at, $4) WHERE tenant = $1 AND id = $2",
-        tenant, uuid.UUID(visitor_id), visit_id, now)
+        tenant,
+        uuid.UUID(visitor_id),
+        visit_id,
+        now,
+    )
     return str(visit_id)
 
 
-async def add_page_view(conn: asyncpg.Connection, tenant: str, visit_id: str, view: PageViewInput, *,
-                        landing: bool, now: datetime) -> PageView:
+async def add_page_view(
+    conn: asyncpg.Connection, tenant: str, visit_id: str, view: PageViewInput, *, landing: bool, now: datetime
+) -> PageView:
     row = await conn.fetchrow(
         "INSERT INTO page_views (tenant, id, visitor_id, visit_id, url, title, referrer, user_agent, ip, landing, "
         "viewed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::inet, $10, $11) RETURNING *",
-        tenant, uuid.uuid4(), uuid.UUID(view.visitor_id), uuid.UUID(visit_id), view.url, view.title,
-        view.referrer, view.user_agent, view.ip or None, landing, now)
+        tenant,
+        uuid.uuid4(),
+        uuid.UUID(view.visitor_id),
+        uuid.UUID(visit_id),
+        view.url,
+        view.title,
+        view.referrer,
+        view.user_agent,
+        view.ip or None,
+        landing,
+        now,
+    )
     await conn.execute(
         "UPDATE visits SET last_seen_at = $3, page_view_count = page_view_count + 1 WHERE tenant = $1 AND id = $2",
-        tenant, uuid.UUID(visit_id), now)
+        tenant,
+        uuid.UUID(visit_id),
+        now,
+    )
     await conn.execute(
         "UPDATE visitors SET last_seen_at = $3, page_view_count = page_view_count + 1 WHERE tenant = $1 AND id = $2",
-        tenant, uuid.UUID(view.visitor_id), now)
+        tenant,
+        uuid.UUID(view.visitor_id),
+        now,
+    )
     return _page_view(row)
 
 
@@ -140,19 +205,37 @@ async def get_visitor(conn: asyncpg.Connection, tenant: str, visitor_id: str, re
     vid = uuid.UUID(visitor_id)
     row = await conn.fetchrow(
         "SELECT id, name, email, visit_count, page_view_count, first_seen_at, last_seen_at FROM visitors "
-        "WHERE tenant = $1 AND id = $2", tenant, vid)
+        "WHERE tenant = $1 AND id = $2",
+        tenant,
+        vid,
+    )
     if row is None:
         return None
     views = await conn.fetch(
-        "SELECT * FROM page_views WHERE tenant = $1 AND visitor_id = $2 ORDER BY viewed_at DESC, id LIMIT $3",
-        tenant, vid, recent)
-    return Visitor(id=str(row["id"]), name=row["name"], email=row["email"], visit_count=row["visit_count"],
-                   page_view_count=row["page_view_count"], first_seen_at=row["first_seen_at"],
-                   last_seen_at=row["last_seen_at"], recent_page_views=[_page_view(v) for v in views])
+        "SELECT * FROM page_views WHERE tenant = $1 AND visitor_id = $2 ORDER BY viewed_at DESC, id LIMIT $3", tenant, vid, recent
+    )
+    return Visitor(
+        id=str(row["id"]),
+        name=row["name"],
+        email=row["email"],
+        visit_count=row["visit_count"],
+        page_view_count=row["page_view_count"],
+        first_seen_at=row["first_seen_at"],
+        last_seen_at=row["last_seen_at"],
+        recent_page_views=[_page_view(v) for v in views],
+    )
 
 
 def _page_view(row: asyncpg.Record) -> PageView:
-    return PageView(id=str(row["id"]), visitor_id=str(row["visitor_id"]), visit_id=str(row["visit_id"]),
-                    url=row["url"], title=row["title"], referrer=row["referrer"], user_agent=row["user_agent"],
-                    ip=str(row["ip"]) if row["ip"] is not None else "", landing=row["landing"],
-                    viewed_at=row["viewed_at"])
+    return PageView(
+        id=str(row["id"]),
+        visitor_id=str(row["visitor_id"]),
+        visit_id=str(row["visit_id"]),
+        url=row["url"],
+        title=row["title"],
+        referrer=row["referrer"],
+        user_agent=row["user_agent"],
+        ip=str(row["ip"]) if row["ip"] is not None else "",
+        landing=row["landing"],
+        viewed_at=row["viewed_at"],
+    )

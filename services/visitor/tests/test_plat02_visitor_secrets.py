@@ -32,8 +32,7 @@ async def new_key(visitors, tenant: str) -> str:
 
 
 def issue(visitors, key: str, secret: str = "", visitor_id: str = ""):
-    return visitors.IssueVisitorToken(pb.IssueVisitorTokenRequest(widget_key=key, visitor_secret=secret,
-                                                                  visitor_id=visitor_id))
+    return visitors.IssueVisitorToken(pb.IssueVisitorTokenRequest(widget_key=key, visitor_secret=secret, visitor_id=visitor_id))
 
 
 async def refused(call) -> str:
@@ -64,7 +63,7 @@ async def test_plat02_returning_visitor_proves_secret_and_rotates(visitors, tena
 
 async def test_plat02_reused_visitor_secret_revokes_family(visitors, tenant):
     key = await new_key(visitors, tenant)
-    neighbour = await issue(visitors, key)              # another visitor: must not be touched
+    neighbour = await issue(visitors, key)  # another visitor: must not be touched
     victim = await issue(visitors, key)
 
     # A thief copied the victim's secret and refreshes first: it gets the next secret...
@@ -86,8 +85,7 @@ async def test_plat02_reused_visitor_secret_revokes_family(visitors, tenant):
 async def test_plat02_concurrent_refreshes_with_one_secret_rotate_it_once(visitors, tenant):
     key = await new_key(visitors, tenant)
     first = await issue(visitors, key)
-    results = await asyncio.gather(*(issue(visitors, key, first.visitor_secret) for _ in range(6)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(*(issue(visitors, key, first.visitor_secret) for _ in range(6)), return_exceptions=True)
     issued = [r for r in results if isinstance(r, pb.VisitorToken)]
     failed = [r for r in results if not isinstance(r, pb.VisitorToken)]
     assert len(issued) == 1
@@ -102,11 +100,11 @@ async def test_plat02_other_tenant_secret_refused(visitors, tenant):
 
     # This tenant's secret with another tenant's key: unknown there (lookups never cross tenants).
     assert "unknown visitor secret" in await refused(issue(visitors, theirs, visitor.visitor_secret))
-    call = visitors.RevokeVisitorSecret(pb.RevokeVisitorSecretRequest(widget_key=theirs,
-                                                                      visitor_secret=visitor.visitor_secret))
+    call = visitors.RevokeVisitorSecret(pb.RevokeVisitorSecretRequest(widget_key=theirs, visitor_secret=visitor.visitor_secret))
     assert "unknown visitor secret" in await refused(call)
-    call = visitors.RevokeVisitorSessions(pb.RevokeVisitorSessionsRequest(visitor_id=visitor.visitor_id),
-                                          metadata=auth(f"{tenant}-other", "admin", "a"))
+    call = visitors.RevokeVisitorSessions(
+        pb.RevokeVisitorSessionsRequest(visitor_id=visitor.visitor_id), metadata=auth(f"{tenant}-other", "admin", "a")
+    )
     assert await status_of(call) == grpc.StatusCode.NOT_FOUND
 
     # None of that touched it: the secret still works at home, once.
@@ -126,10 +124,10 @@ async def test_plat02_visitor_secret_bad_input(visitors, tenant):
         ("vs." + "A" * 42, "not valid"),
         ("vs." + "A" * 500, "not valid"),
         (real.visitor_secret + "\x01", "not valid"),
-        (key, "not valid"),                                   # the public key is no secret
-        (real.token, "not valid"),                            # nor is the access token
+        (key, "not valid"),  # the public key is no secret
+        (real.token, "not valid"),  # nor is the access token
         (real.visitor_id, "not valid"),
-        ("vs." + "A" * 43, "unknown visitor secret"),         # well-formed, never issued
+        ("vs." + "A" * 43, "unknown visitor secret"),  # well-formed, never issued
         (real.visitor_secret[:-1] + ("A" if real.visitor_secret[-1] != "A" else "B"), "unknown visitor secret"),
     ]:
         details = await refused(issue(visitors, key, secret))
@@ -139,9 +137,12 @@ async def test_plat02_visitor_secret_bad_input(visitors, tenant):
     for blank in ["", "   "]:
         assert (await issue(visitors, key, blank)).visitor_id != real.visitor_id
     # A secret without a (valid) widget key is refused before the secret is looked at.
-    for widget_key, code in [("", grpc.StatusCode.INVALID_ARGUMENT), (" ", grpc.StatusCode.INVALID_ARGUMENT),
-                             ("wk.bad", grpc.StatusCode.UNAUTHENTICATED),
-                             (key[:-4] + "AAAA", grpc.StatusCode.UNAUTHENTICATED)]:
+    for widget_key, code in [
+        ("", grpc.StatusCode.INVALID_ARGUMENT),
+        (" ", grpc.StatusCode.INVALID_ARGUMENT),
+        ("wk.bad", grpc.StatusCode.UNAUTHENTICATED),
+        (key[:-4] + "AAAA", grpc.StatusCode.UNAUTHENTICATED),
+    ]:
         assert await status_of(issue(visitors, widget_key, real.visitor_secret)) == code
     # None of the refusals used the real secret up.
     assert (await issue(visitors, key, real.visitor_secret)).visitor_id == real.visitor_id
@@ -153,9 +154,9 @@ async def test_plat02_visitor_logs_out_with_its_secret(visitors, tenant):
     current = await issue(visitors, key, first.visitor_secret)
 
     logout = pb.RevokeVisitorSecretRequest(widget_key=key, visitor_secret=current.visitor_secret)
-    revoked = await visitors.RevokeVisitorSecret(logout)                 # no authorization: the secret is enough
+    revoked = await visitors.RevokeVisitorSecret(logout)  # no authorization: the secret is enough
     assert revoked.visitor_id == first.visitor_id and revoked.HasField("revoked_at")
-    assert (await visitors.RevokeVisitorSecret(logout)).revoked_at == revoked.revoked_at   # idempotent
+    assert (await visitors.RevokeVisitorSecret(logout)).revoked_at == revoked.revoked_at  # idempotent
     earlier = pb.RevokeVisitorSecretRequest(widget_key=key, visitor_secret=first.visitor_secret)
     assert (await visitors.RevokeVisitorSecret(earlier)).revoked_at == revoked.revoked_at  # any secret of the session
     assert "revoked" in await refused(issue(visitors, key, current.visitor_secret))
@@ -178,8 +179,7 @@ async def test_plat02_admin_revokes_every_session_of_a_visitor(visitors, tenant)
     request = pb.RevokeVisitorSessionsRequest(visitor_id=target.visitor_id)
 
     for metadata in [auth(tenant, "agent", "a"), auth(tenant, "visitor", target.visitor_id), bearer(target.token)]:
-        assert await status_of(visitors.RevokeVisitorSessions(request, metadata=metadata)) \
-            == grpc.StatusCode.PERMISSION_DENIED
+        assert await status_of(visitors.RevokeVisitorSessions(request, metadata=metadata)) == grpc.StatusCode.PERMISSION_DENIED
     assert await status_of(visitors.RevokeVisitorSessions(request)) == grpc.StatusCode.UNAUTHENTICATED
 
     admin = auth(tenant, "admin", "a")
@@ -188,9 +188,12 @@ async def test_plat02_admin_revokes_every_session_of_a_visitor(visitors, tenant)
     assert "revoked" in await refused(issue(visitors, key, target.visitor_secret))
     assert (await issue(visitors, key, bystander.visitor_secret)).visitor_id == bystander.visitor_id
 
-    for visitor_id, code in [("", grpc.StatusCode.INVALID_ARGUMENT), ("v-1", grpc.StatusCode.INVALID_ARGUMENT),
-                             ("'; DROP TABLE visitors; --", grpc.StatusCode.INVALID_ARGUMENT),
-                             (str(uuid.uuid4()), grpc.StatusCode.NOT_FOUND)]:
+    for visitor_id, code in [
+        ("", grpc.StatusCode.INVALID_ARGUMENT),
+        ("v-1", grpc.StatusCode.INVALID_ARGUMENT),
+        ("'; DROP TABLE visitors; --", grpc.StatusCode.INVALID_ARGUMENT),
+        (str(uuid.uuid4()), grpc.StatusCode.NOT_FOUND),
+    ]:
         call = visitors.RevokeVisitorSessions(pb.RevokeVisitorSessionsRequest(visitor_id=visitor_id), metadata=admin)
         assert await status_of(call) == code, visitor_id
 
@@ -221,7 +224,7 @@ async def test_plat02_idle_visitor_secret_expires(tenant, monkeypatch):
         idle, busy = await issue(visitors, key), await issue(visitors, key)
         assert idle.visitor_secret_expires_at.seconds <= time.time() + 3
         await asyncio.sleep(1.2)
-        busy = await issue(visitors, key, busy.visitor_secret)      # each use starts the clock again
+        busy = await issue(visitors, key, busy.visitor_secret)  # each use starts the clock again
         await asyncio.sleep(1.2)
         assert "expired" in await refused(issue(visitors, key, idle.visitor_secret))
         assert (await issue(visitors, key, busy.visitor_secret)).visitor_id == busy.visitor_id

@@ -9,8 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kaiwa_common.errors import Unauthenticated
-from kaiwa_visitor.domain import (StoredSecret, Verdict, check_secret_format, hash_secret, judge_secret,
-                                  new_visitor_secret, new_widget_key, tenant_of_key)
+from kaiwa_visitor.domain import (
+    StoredSecret,
+    Verdict,
+    check_secret_format,
+    hash_secret,
+    judge_secret,
+    new_visitor_secret,
+    new_widget_key,
+    tenant_of_key,
+)
 
 tenants = st.text(min_size=1, max_size=60).filter(lambda t: "\x00" not in t)
 
@@ -33,7 +41,7 @@ def test_plat02_any_other_string_is_refused_as_unauthenticated_or_names_a_tenant
 def test_plat02_a_tampered_key_is_refused_or_parsed_never_a_crash(tenant, position, char):
     key = new_widget_key(tenant)
     position %= len(key)
-    tampered = key[:position] + char + key[position + 1:]
+    tampered = key[:position] + char + key[position + 1 :]
     try:
         found = tenant_of_key(tampered)
     except Unauthenticated:
@@ -66,19 +74,25 @@ IDLE = timedelta(days=180)
 
 
 def stored(age: timedelta, used=False, session_revoked=False, key_revoked=False) -> StoredSecret:
-    return StoredSecret(secret_hash=b"h" * 32, session_id="s", visitor_id="v", created_at=NOW - age,
-                        used_at=NOW if used else None, session_revoked_at=NOW if session_revoked else None,
-                        key_revoked_at=NOW if key_revoked else None, checked_at=NOW)
+    return StoredSecret(
+        secret_hash=b"h" * 32,
+        session_id="s",
+        visitor_id="v",
+        created_at=NOW - age,
+        used_at=NOW if used else None,
+        session_revoked_at=NOW if session_revoked else None,
+        key_revoked_at=NOW if key_revoked else None,
+        checked_at=NOW,
+    )
 
 
-@given(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=400)), st.booleans(), st.booleans(),
-       st.booleans())
+@given(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=400)), st.booleans(), st.booleans(), st.booleans())
 def test_plat02_secret_verdicts_follow_the_table(age, used, session_revoked, key_revoked):
     verdict = judge_secret(stored(age, used, session_revoked, key_revoked), IDLE)
     if session_revoked:
         assert verdict is Verdict.REVOKED
     elif used:
-        assert verdict is Verdict.REUSED          # a copy exists, however old
+        assert verdict is Verdict.REUSED  # a copy exists, however old
     elif key_revoked:
         assert verdict is Verdict.KEY_REVOKED
     elif age > IDLE:

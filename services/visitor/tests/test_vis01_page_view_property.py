@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 from kaiwa_common.errors import InvalidArgument
 from kaiwa_visitor.domain import validate_page_view
 
-urlish = st.one_of(st.text(max_size=80), st.from_regex(r"\Ahttps?://[^\s]{0,40}\Z"),
-                   st.from_regex(r"\A[a-z-]{1,12}://\[?[0-9a-f:.]{0,20}\]?(:[0-9]{0,6})?/?\Z"))
+urlish = st.one_of(
+    st.text(max_size=80),
+    st.from_regex(r"\Ahttps?://[^\s]{0,40}\Z"),
+    st.from_regex(r"\A[a-z-]{1,12}://\[?[0-9a-f:.]{0,20}\]?(:[0-9]{0,6})?/?\Z"),
+)
 
 
-@given(url=urlish, referrer=urlish, title=st.text(max_size=40),
-       ip=st.one_of(st.text(max_size=40), st.ip_addresses().map(str)))
+@given(url=urlish, referrer=urlish, title=st.text(max_size=40), ip=st.one_of(st.text(max_size=40), st.ip_addresses().map(str)))
 def test_vis01_page_view_is_clean_or_invalid_argument(url, referrer, title, ip):
     try:
         view = validate_page_view(visitor_id="v", url=url, title=title, referrer=referrer, user_agent="ua", ip=ip)

@@ -21,7 +21,6 @@ MAX_DEALS = 50
 MAX_DEAL_AMOUNT = 1e13
 
 
-
 @dataclass(frozen=True)
 class Deal:
     id: str
@@ -100,14 +99,15 @@ class RecordChanges:
     email: str
     type: str | None = None
     name: str = ""
-    fields: dict[str, str] = field(default_factory=dict)   # an empty value removes the field
+    fields: dict[str, str] = field(default_factory=dict)  # an empty value removes the field
     owner: str = ""
     source: str = ""
     deals: tuple[DealChange, ...] = ()
 
 
-def validate_changes(*, email: str, type: str | None, name: str, fields: dict[str, str], owner: str,
-                     source: str, deals: list[DealChange]) -> RecordChanges:
+def validate_changes(
+    *, email: str, type: str | None, name: str, fields: dict[str, str], owner: str, source: str, deals: list[DealChange]
+) -> RecordChanges:
     email = valid_email(email)
     if type is not None and type not in RECORD_TYPES:
         raise InvalidArgument(f"type must be lead or contact, not {type!r}")
@@ -130,8 +130,7 @@ def validate_changes(*, email: str, type: str | None, name: str, fields: dict[st
         raise InvalidArgument(f"source is longer than {MAX_SOURCE} characters")
     if len(deals) > MAX_DEALS:
         raise InvalidArgument(f"at most {MAX_DEALS} deals per request, got {len(deals)}")
-    return RecordChanges(email=email, type=type, name=name, fields=clean_fields, owner=owner,
-                         source=source, deals=tuple(deals))
+    return RecordChanges(email=email, type=type, name=name, fields=clean_fields, owner=owner, source=source, deals=tuple(deals))
 
 
 def validate_deal(*, id: str, name: str, stage: str, amount: float, closing_date: str, open: bool) -> DealChange:

@@ -38,4 +38,3 @@ def validate_label(label: str) -> str:
     if len(label) > MAX_LABEL:
         raise InvalidArgument(f"label is longer than {MAX_LABEL} characters")
     return label
-

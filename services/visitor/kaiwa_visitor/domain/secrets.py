@@ -37,7 +37,7 @@ from enum import Enum
 from kaiwa_common.errors import Unauthenticated
 
 PREFIX = "vs."
-SECRET_BYTES = 32                       # 256 bits from `secrets`
+SECRET_BYTES = 32  # 256 bits from `secrets`
 _FORMAT = re.compile(r"vs\.[A-Za-z0-9_-]{43,125}")
 START_AGAIN = "call again without it to start a new visitor"
 
@@ -50,10 +50,10 @@ class StoredSecret:
     session_id: str
     visitor_id: str
     created_at: datetime
-    used_at: datetime | None            # set once traded for its successor
+    used_at: datetime | None  # set once traded for its successor
     session_revoked_at: datetime | None
-    key_revoked_at: datetime | None     # of the widget key the session last used
-    checked_at: datetime                # the database clock when it was read
+    key_revoked_at: datetime | None  # of the widget key the session last used
+    checked_at: datetime  # the database clock when it was read
 
 
 class Verdict(Enum):
@@ -62,8 +62,7 @@ class Verdict(Enum):
     VALID = ""
     UNKNOWN = f"unknown visitor secret (none like it was issued in this tenant); {START_AGAIN}"
     REVOKED = f"visitor secret has been revoked (logged out); {START_AGAIN}"
-    REUSED = (f"visitor secret was already used once: a copy of it exists, so its session has been "
-              f"revoked; {START_AGAIN}")
+    REUSED = f"visitor secret was already used once: a copy of it exists, so its session has been revoked; {START_AGAIN}"
     KEY_REVOKED = f"visitor secret belongs to a widget key that has been revoked; {START_AGAIN}"
     EXPIRED = f"visitor secret has expired (unused for too long); {START_AGAIN}"
 
@@ -79,8 +78,7 @@ def hash_secret(secret: str) -> bytes:
 def check_secret_format(secret: str) -> str:
     """The secret as presented, or Unauthenticated before anything is looked up."""
     if not _FORMAT.fullmatch(secret):
-        raise Unauthenticated(f"visitor secret is not valid (expected the visitor_secret of the "
-                              f"previous token); {START_AGAIN}")
+        raise Unauthenticated(f"visitor secret is not valid (expected the visitor_secret of the previous token); {START_AGAIN}")
     return secret
 
 

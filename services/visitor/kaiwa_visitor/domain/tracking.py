@@ -22,7 +22,7 @@ class PageViewInput:
     title: str
     referrer: str
     user_agent: str
-    ip: str            # empty when unknown
+    ip: str  # empty when unknown
 
 
 def _check_url(value: str, what: str, schemes: tuple[str, ...]) -> str:
@@ -42,8 +42,7 @@ def _check_url(value: str, what: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
-def validate_page_view(*, visitor_id: str, url: str, title: str, referrer: str, user_agent: str,
-                       ip: str) -> PageViewInput:
+def validate_page_view(*, visitor_id: str, url: str, title: str, referrer: str, user_agent: str, ip: str) -> PageViewInput:
     if not url.strip():
         raise InvalidArgument("url is required")
     url = _check_url(url, "url", ("http", "https"))
@@ -61,8 +60,7 @@ def validate_page_view(*, visitor_id: str, url: str, title: str, referrer: str, 
             ip = str(ipaddress.ip_address(ip))
         except ValueError:
             raise InvalidArgument(f"ip {ip[:64]!r} is not an IPv4 or IPv6 address") from None
-    return PageViewInput(visitor_id=visitor_id, url=url, title=title, referrer=referrer,
-                         user_agent=user_agent, ip=ip)
+    return PageViewInput(visitor_id=visitor_id, url=url, title=title, referrer=referrer, user_agent=user_agent, ip=ip)
 
 
 def starts_new_visit(last_seen_at: datetime | None, now: datetime, timeout: timedelta = VISIT_TIMEOUT) -> bool:
