@@ -33,14 +33,17 @@ CALLS = {1: 1500, 64: 6000}
 
 # --- servers (run as subprocesses) ---------------------------------------------------
 
+
 async def serve_echo(port: int, with_db: bool) -> None:
     pool = None
     if with_db:
         import asyncpg
 
         pool = await asyncpg.create_pool(os.environ["KAIWA_DATABASE_URL"], min_size=20, max_size=20)
-        await pool.execute("CREATE TABLE IF NOT EXISTS bench_echo (id bigserial PRIMARY KEY, body bytea NOT NULL, "
-                           "created_at timestamptz NOT NULL DEFAULT now())")
+        await pool.execute(
+            "CREATE TABLE IF NOT EXISTS bench_echo (id bigserial PRIMARY KEY, body bytea NOT NULL, "
+            "created_at timestamptz NOT NULL DEFAULT now())"
+        )
 
     async def echo(request: bytes, context) -> bytes:
         if pool is not None:
@@ -50,8 +53,9 @@ async def serve_echo(port: int, with_db: bool) -> None:
         return request
 
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})])
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})]
+    )
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print("ready", flush=True)
@@ -77,8 +81,9 @@ def server_process(*args: str):
 
     port = free_port()
     env = dict(os.environ, KAIWA_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.bench_conversation", *args, str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.bench_conversation", *args, str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         line = proc.stdout.readline()
         if line.strip() != "ready":
@@ -93,6 +98,7 @@ def server_process(*args: str):
 
 
 # --- measurement -----------------------------------------------------------------------
+
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
@@ -119,8 +125,10 @@ async def closed_loop(make_call, inflight: int, calls: int) -> dict:
 
 
 def row(label: str, inflight: int, result: dict) -> str:
-    return (f"  {label:<44} {inflight:>3} in flight  {result['rps']:>8.0f} calls/s   "
-            f"p50 {result['p50']:6.2f} ms   p99 {result['p99']:6.2f} ms")
+    return (
+        f"  {label:<44} {inflight:>3} in flight  {result['rps']:>8.0f} calls/s   "
+        f"p50 {result['p50']:6.2f} ms   p99 {result['p99']:6.2f} ms"
+    )
 
 
 async def bench_echo(address: str) -> dict[int, dict]:
@@ -162,12 +170,17 @@ class ConversationClient:
         ids = []
         for _ in range(n):
             # No department: StartChat asks routing about a department only when one is given.
-            chat = await self.stub.StartChat(pb.StartChatRequest(channel=pb.CHANNEL_WEB),
-                                             metadata=self.visitor(f"v-{uuid.uuid4().hex[:8]}"))
-            event = make_event("routing", self.tenant, ChatAssigned(chat_id=chat.id, agent_id="bench-agent",
-                                                                    agent_name="Bench", how="accepted"))
-            await js.publish(subject(self.settings.subject_prefix, "routing", "chat_assigned"),
-                             event.SerializeToString(), headers={"Nats-Msg-Id": event.id})
+            chat = await self.stub.StartChat(
+                pb.StartChatRequest(channel=pb.CHANNEL_WEB), metadata=self.visitor(f"v-{uuid.uuid4().hex[:8]}")
+            )
+            event = make_event(
+                "routing", self.tenant, ChatAssigned(chat_id=chat.id, agent_id="bench-agent", agent_name="Bench", how="accepted")
+            )
+            await js.publish(
+                subject(self.settings.subject_prefix, "routing", "chat_assigned"),
+                event.SerializeToString(),
+                headers={"Nats-Msg-Id": event.id},
+            )
             ids.append(chat.id)
         for chat_id in ids:
             for _ in range(400):
@@ -189,15 +202,18 @@ async def bench_send(address: str, js) -> tuple[dict[int, dict], dict]:
     for inflight in (1, 64):
         # one chat per caller: concurrent chats, as in production (one chat's sends serialise on its row)
         out[inflight] = await closed_loop(
-            lambda w: client.stub.SendMessage(pb.SendMessageRequest(chat_id=chats[w], text="How can I help you today?"),
-                                              metadata=client.agent), inflight, CALLS[inflight])
+            lambda w: client.stub.SendMessage(
+                pb.SendMessageRequest(chat_id=chats[w], text="How can I help you today?"), metadata=client.agent
+            ),
+            inflight,
+            CALLS[inflight],
+        )
     latency = await bench_stream_latency(client, chats[:10])
     await client.channel.close()
     return out, latency
 
 
-async def bench_stream_latency(client: ConversationClient, chats: list[str], rate: int = 500,
-                               seconds: float = 6.0) -> dict:
+async def bench_stream_latency(client: ConversationClient, chats: list[str], rate: int = 500, seconds: float = 6.0) -> dict:
     """Open loop at `rate` messages/s over several chats, each followed by a StreamChat watcher."""
     from kaiwa.conversation.v1 import conversation_pb2 as pb
 
@@ -208,8 +224,7 @@ async def bench_stream_latency(client: ConversationClient, chats: list[str], rat
     async def watch(chat_id: str) -> None:
         nonlocal ready
         latest = await client.stub.GetChat(pb.GetChatRequest(chat_id=chat_id), metadata=client.agent)
-        stream = client.stub.StreamChat(pb.StreamChatRequest(chat_id=chat_id, after_seq=latest.last_seq),
-                                        metadata=client.agent)
+        stream = client.stub.StreamChat(pb.StreamChatRequest(chat_id=chat_id, after_seq=latest.last_seq), metadata=client.agent)
         ready += 1
         async for event in stream:
             if event.HasField("message") and event.message.text.startswith("live "):
@@ -222,8 +237,9 @@ async def bench_stream_latency(client: ConversationClient, chats: list[str], rat
 
     async def send(i: int) -> None:
         key = f"m{i}"
-        await client.stub.SendMessage(pb.SendMessageRequest(chat_id=chats[i % len(chats)], text=f"live {key}"),
-                                      metadata=client.agent)
+        await client.stub.SendMessage(
+            pb.SendMessageRequest(chat_id=chats[i % len(chats)], text=f"live {key}"), metadata=client.agent
+        )
         returned[key] = time.perf_counter()
 
     total = int(rate * seconds)
@@ -243,9 +259,16 @@ async def bench_stream_latency(client: ConversationClient, chats: list[str], rat
         w.cancel()
     delays = [max(0.0, arrived[k] - returned[k]) * 1000 for k in returned if k in arrived]
     early = sum(1 for k in returned if k in arrived and arrived[k] < returned[k])
-    return {"rate": achieved, "sent": total, "received": len(delays), "early": early,
-            "p50": percentile(delays, 50), "p99": percentile(delays, 99), "max": max(delays),
-            "mean": statistics.fmean(delays)}
+    return {
+        "rate": achieved,
+        "sent": total,
+        "received": len(delays),
+        "early": early,
+        "p50": percentile(delays, 50),
+        "p99": percentile(delays, 99),
+        "max": max(delays),
+        "mean": statistics.fmean(delays),
+    }
 
 
 async def main() -> None:
@@ -267,10 +290,12 @@ async def main() -> None:
         print(row("(b) echo + one INSERT in a transaction", inflight, db[inflight]))
         print(row("(c) SendMessage (persist + outbox + notify)", inflight, send[inflight]))
         print(f"      (c)/(b) throughput: {send[inflight]['rps'] / db[inflight]['rps']:.0%}  (goal >= 60%)")
-    print(f"  (d) SendMessage return -> StreamChat watcher: {latency['rate']:.0f} msg/s achieved, "
-          f"{latency['received']}/{latency['sent']} received; p50 {latency['p50']:.2f} ms, "
-          f"p99 {latency['p99']:.2f} ms, max {latency['max']:.2f} ms (goal p99 < 25 ms); "
-          f"{latency['early']} arrived before SendMessage returned (counted as 0)")
+    print(
+        f"  (d) SendMessage return -> StreamChat watcher: {latency['rate']:.0f} msg/s achieved, "
+        f"{latency['received']}/{latency['sent']} received; p50 {latency['p50']:.2f} ms, "
+        f"p99 {latency['p99']:.2f} ms, max {latency['max']:.2f} ms (goal p99 < 25 ms); "
+        f"{latency['early']} arrived before SendMessage returned (counted as 0)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from . import store
 
 OWNER, MEMBER = "owner", "member"
 SETTLE_SECONDS = 2.5
-RECHECK_SECONDS = 0.25   # a NOTIFY missed while the listener reconnects is caught by this poll
+RECHECK_SECONDS = 0.25  # a NOTIFY missed while the listener reconnects is caught by this poll
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ class NotAssignedYet(PermissionDenied):
         super().__init__(message)
         self.chat_id = str(chat_id)
         self.agent_id = agent_id
-        self.need = need        # OWNER: the chat's agent; MEMBER: its agent or an invited one
+        self.need = need  # OWNER: the chat's agent; MEMBER: its agent or an invited one
 
 
 class AssignmentGate:
@@ -68,8 +68,10 @@ class AssignmentGate:
         if not await self._routing_says_yes(tenant, refused):
             raise PermissionDenied(refused.message)
         if not await self._applied(tenant, refused):
-            raise Unavailable(f"routing has given this chat to {refused.agent_id}, but the assignment has not reached "
-                              f"the conversation service yet (waited {self.settle_seconds:g} s): retry in a moment")
+            raise Unavailable(
+                f"routing has given this chat to {refused.agent_id}, but the assignment has not reached "
+                f"the conversation service yet (waited {self.settle_seconds:g} s): retry in a moment"
+            )
 
     async def _routing_says_yes(self, tenant: str, refused: NotAssignedYet) -> bool:
         assignment = await self.routing.assignment(tenant, refused.chat_id)
@@ -77,8 +79,11 @@ class AssignmentGate:
             return False
         if assignment.assigned and assignment.agent_id == refused.agent_id:
             return True
-        return refused.need == MEMBER and assignment.assigned and \
-            await self.routing.is_invited(tenant, refused.chat_id, refused.agent_id)
+        return (
+            refused.need == MEMBER
+            and assignment.assigned
+            and await self.routing.is_invited(tenant, refused.chat_id, refused.agent_id)
+        )
 
     async def _applied(self, tenant: str, refused: NotAssignedYet) -> bool:
         loop = asyncio.get_running_loop()
@@ -86,8 +91,7 @@ class AssignmentGate:
         with self.hub.watch(refused.chat_id) as watcher:  # registered before reading: no wake-up lost
             while True:
                 async with self.ctx.pool.acquire() as conn:
-                    if await store.has_agent(conn, tenant, refused.chat_id, refused.agent_id,
-                                             owner_only=refused.need == OWNER):
+                    if await store.has_agent(conn, tenant, refused.chat_id, refused.agent_id, owner_only=refused.need == OWNER):
                         return True
                 left = deadline - loop.time()
                 if left <= 0:

@@ -17,8 +17,14 @@ from kaiwa_common.errors import NotFound, PermanentEventError
 
 from .handlers import Conversation
 
-ROUTING_EVENTS = ["chat_assigned", "agent_invited", "transfer_requested", "transfer_declined", "chat_missed",
-                  "queue_position_changed"]
+ROUTING_EVENTS = [
+    "chat_assigned",
+    "agent_invited",
+    "transfer_requested",
+    "transfer_declined",
+    "chat_missed",
+    "queue_position_changed",
+]
 
 
 def routing_consumer(conversation: Conversation, durable: str) -> ConsumerSpec:
@@ -38,16 +44,24 @@ def routing_consumer(conversation: Conversation, durable: str) -> ConsumerSpec:
 
 async def _apply(c: Conversation, conn, tenant: str, chat_id, kind: str, p) -> None:
     if kind == "chat_assigned":
-        await c.assigned(conn, tenant, chat_id, p.agent_id, p.agent_name, p.previous_agent_id, p.how,
-                         p.department_id)
+        await c.assigned(conn, tenant, chat_id, p.agent_id, p.agent_name, p.previous_agent_id, p.how, p.department_id)
     elif kind == "agent_invited":
         await c.invited(conn, tenant, chat_id, p.agent_id, p.agent_name, p.by_agent_id, p.note)
     elif kind == "transfer_requested":
-        await c.transfer_requested(conn, tenant, chat_id, p.from_agent_id, p.to_agent_id,
-                                   p.to_department_name or p.to_department_id, p.note, p.transfer_id)
+        await c.transfer_requested(
+            conn,
+            tenant,
+            chat_id,
+            p.from_agent_id,
+            p.to_agent_id,
+            p.to_department_name or p.to_department_id,
+            p.note,
+            p.transfer_id,
+        )
     elif kind == "transfer_declined":
-        await c.transfer_declined(conn, tenant, chat_id, p.to_agent_id, p.to_department_id, p.reason, p.note,
-                                  p.transfer_id, p.returned_to_queue)
+        await c.transfer_declined(
+            conn, tenant, chat_id, p.to_agent_id, p.to_department_id, p.reason, p.note, p.transfer_id, p.returned_to_queue
+        )
     elif kind == "chat_missed":
         await c.missed(conn, tenant, chat_id, p.reason, p.waited_seconds)
     elif kind == "queue_position_changed":

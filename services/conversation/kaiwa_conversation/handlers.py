@@ -10,23 +10,32 @@ from datetime import datetime, timedelta
 from typing import AsyncIterator
 
 import asyncpg
-from kaiwa.events.v1.conversation_pb2 import (
-    BotHandedOver, ChatCompleted, ChatEnded, ChatReopened, MessageSent)
+from kaiwa.events.v1.conversation_pb2 import BotHandedOver, ChatCompleted, ChatEnded, ChatReopened, MessageSent
 
 from kaiwa_common import timers
 from kaiwa_common.auth import current_identity
 from kaiwa_common.db import unit_of_work
 from kaiwa_common.idempotency import claim_request, fingerprint_of
-from kaiwa_common.errors import (
-    FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_uuid)
+from kaiwa_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_uuid
 
 from . import store
 from .domain import lifecycle as lc
 from .domain import system_messages as sysmsg
 from .domain.channels import Channel, channel
 from .domain.messages import (
-    FAILURE_REASONS, MAX_NOTE, Draft, Span, check_file, check_link, check_rich, check_spans, check_text,
-    is_emoji_only, next_status, split)
+    FAILURE_REASONS,
+    MAX_NOTE,
+    Draft,
+    Span,
+    check_file,
+    check_link,
+    check_rich,
+    check_spans,
+    check_text,
+    is_emoji_only,
+    next_status,
+    split,
+)
 from .assignment import MEMBER, OWNER, NotAssignedYet
 from .routing_client import RoutingClient
 from .writer import ChatWriter, now
@@ -55,7 +64,7 @@ class Actor:
 class SendCommand:
     chat_id: str
     text: str = ""
-    kind: str = ""                  # text, file, link, rich, note; "" = from the fields set
+    kind: str = ""  # text, file, link, rich, note; "" = from the fields set
     spans: list[Span] = field(default_factory=list)
     file: dict | None = None
     link: dict | None = None
@@ -64,7 +73,7 @@ class SendCommand:
     complete: bool = False
     canned_shortcut: str = ""
     client_message_id: str = ""
-    as_sender: str = ""             # service tokens: visitor or bot
+    as_sender: str = ""  # service tokens: visitor or bot
     channel_sent_at: datetime | None = None
 
 
@@ -103,8 +112,7 @@ class Conversation:
     # --- plumbing -------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def writing(self, tenant: str, chat_id, conn: asyncpg.Connection | None = None
-                      ) -> AsyncIterator[ChatWriter]:
+    async def writing(self, tenant: str, chat_id, conn: asyncpg.Connection | None = None) -> AsyncIterator[ChatWriter]:
         """Lock the chat, hand out a writer, save the chat and wake watchers at the end."""
         async with contextlib.AsyncExitStack() as stack:
             if conn is None:
@@ -156,8 +164,7 @@ class Conversation:
             ch = channel(chat["channel"])
             sender_kind, sender_id = await self._sender(conn, actor, chat, cmd)
             if cmd.client_message_id:
-                existing = await store.messages_by_client_id(conn, actor.tenant, chat_id, sender_id,
-                                                             cmd.client_message_id)
+                existing = await store.messages_by_client_id(conn, actor.tenant, chat_id, sender_id, cmd.client_message_id)
                 if existing:
                     return existing
             draft = await self._draft(conn, cmd, ch, sender_kind, chat)
@@ -167,8 +174,13 @@ class Conversation:
                 await self._check_reply(conn, chat, ch, draft.reply_to_seq, sender_kind)
             if sender_kind == "visitor" and chat["countdown_ends_at"] is not None:
                 await self._cancel_countdown(w, by="visitor")
-            rows = await w.append(split(draft, ch.max_text), sender_kind, sender_id, outgoing=outgoing,
-                                  client_message_id=cmd.client_message_id or None)
+            rows = await w.append(
+                split(draft, ch.max_text),
+                sender_kind,
+                sender_id,
+                outgoing=outgoing,
+                client_message_id=cmd.client_message_id or None,
+            )
             if sender_kind == "visitor":
                 w.set(last_inbound_at=cmd.channel_sent_at or rows[0]["sent_at"])
             if cmd.complete:
@@ -201,17 +213,43 @@ class Conversation:
             self._refuse_state(chat, sender_kind, draft, outgoing)
             if len(draft.text) > ch.max_text and not draft.emoji_only:
                 return None
-            row = {"tenant": actor.tenant, "chat_id": chat_id, "seq": chat["last_seq"] + 1, "id": uuid.uuid4(),
-                   "sender_kind": sender_kind, "sender_id": sender_id, "kind": draft.kind, "channel": chat["channel"],
-                   "text": draft.text, "body": draft.body(), "outgoing": outgoing, "reply_to_seq": None, "part": 0,
-                   "parts": 0, "resent_from_seq": None, "client_message_id": None, "emoji_only": draft.emoji_only,
-                   "status": "sent" if outgoing else None, "failure_reason": ""}
-            outbox_row = self.ctx.outbox.prepare(actor.tenant, MessageSent(
-                chat_id=str(chat_id), seq=row["seq"], message_id=str(row["id"]), sender_kind=sender_kind,
-                sender_id=sender_id, kind=draft.kind, text=draft.text))
+            row = {
+                "tenant": actor.tenant,
+                "chat_id": chat_id,
+                "seq": chat["last_seq"] + 1,
+                "id": uuid.uuid4(),
+                "sender_kind": sender_kind,
+                "sender_id": sender_id,
+                "kind": draft.kind,
+                "channel": chat["channel"],
+                "text": draft.text,
+                "body": draft.body(),
+                "outgoing": outgoing,
+                "reply_to_seq": None,
+                "part": 0,
+                "parts": 0,
+                "resent_from_seq": None,
+                "client_message_id": None,
+                "emoji_only": draft.emoji_only,
+                "status": "sent" if outgoing else None,
+                "failure_reason": "",
+            }
+            outbox_row = self.ctx.outbox.prepare(
+                actor.tenant,
+                MessageSent(
+                    chat_id=str(chat_id),
+                    seq=row["seq"],
+                    message_id=str(row["id"]),
+                    sender_kind=sender_kind,
+                    sender_id=sender_id,
+                    kind=draft.kind,
+                    text=draft.text,
+                ),
+            )
             inbound = (cmd.channel_sent_at or now()) if sender_kind == "visitor" else None
             written = await store.append_if_unchanged(
-                conn, chat, row, inbound, outbox_row, self.ctx.outbox.channel, self.notify_channel)
+                conn, chat, row, inbound, outbox_row, self.ctx.outbox.channel, self.notify_channel
+            )
             return [row] if written else None
 
     @staticmethod
@@ -267,27 +305,34 @@ class Conversation:
         if kind in ("text", "note") and (cmd.file or cmd.link or cmd.rich):
             raise InvalidArgument(f"a {kind} message carries text only")
         try:
-            check_text(text, required=kind in ("text", "note"), limit=MAX_NOTE if kind == "note" else 20000,
-                       what="note" if kind == "note" else "text")
+            check_text(
+                text,
+                required=kind in ("text", "note"),
+                limit=MAX_NOTE if kind == "note" else 20000,
+                what="note" if kind == "note" else "text",
+            )
             spans = check_spans(text, cmd.spans, ch)
             if kind == "rich" and sender_kind == "visitor":
                 raise ValueError("visitors cannot send rich elements (a chosen option is sent as text)")
-            return Draft(kind=kind, text=text, spans=spans,
-                         file=check_file(cmd.file, ch, inbound=sender_kind == "visitor") if cmd.file else None,
-                         link=check_link(cmd.link) if cmd.link else None,
-                         rich=check_rich(cmd.rich, ch) if cmd.rich else None,
-                         reply_to_seq=cmd.reply_to_seq, emoji_only=kind == "text" and is_emoji_only(text))
+            return Draft(
+                kind=kind,
+                text=text,
+                spans=spans,
+                file=check_file(cmd.file, ch, inbound=sender_kind == "visitor") if cmd.file else None,
+                link=check_link(cmd.link) if cmd.link else None,
+                rich=check_rich(cmd.rich, ch) if cmd.rich else None,
+                reply_to_seq=cmd.reply_to_seq,
+                emoji_only=kind == "text" and is_emoji_only(text),
+            )
         except ValueError as exc:
             raise invalid(exc) from None
 
-    async def _check_state(self, w: ChatWriter, sender_kind: str, sender_id: str, draft: Draft,
-                           outgoing: bool) -> None:
+    async def _check_state(self, w: ChatWriter, sender_kind: str, sender_id: str, draft: Draft, outgoing: bool) -> None:
         """CONV-05: the assigned agent's reply reopens a completed chat (outside the session
         window only a template may go out: the check below refuses anything else and the
         transaction, reopen included, rolls back)."""
         chat = w.chat
-        if sender_kind == "agent" and chat["state"] == lc.COMPLETED and draft.kind != "note" \
-                and chat["agent_id"] == sender_id:
+        if sender_kind == "agent" and chat["state"] == lc.COMPLETED and draft.kind != "note" and chat["agent_id"] == sender_id:
             await self._reopen(w, by_name=await self._name(w.conn, chat, sender_id), reason="agent")
         self._refuse_state(w.chat, sender_kind, draft, outgoing)
 
@@ -303,13 +348,15 @@ class Conversation:
         if sender_kind == "bot" and state != lc.BOT:
             raise FailedPrecondition(f"the bot no longer holds this chat (it is {state})")
         if sender_kind == "agent" and state != lc.OPEN:
-            hint = {lc.ENDED: ": reopen it first",
-                    lc.COMPLETED: ": its assigned agent reopens it (by hand or by replying)"}.get(state, "")
+            hint = {lc.ENDED: ": reopen it first", lc.COMPLETED: ": its assigned agent reopens it (by hand or by replying)"}.get(
+                state, ""
+            )
             raise FailedPrecondition(f"the chat is {state}{hint}")
         if outgoing and window_closed(chat) and (draft.rich or {}).get("type") != "template":
             raise FailedPrecondition(
                 f"the {chat['channel']} session window closed at {session_expires_at(chat):%Y-%m-%d %H:%M} UTC: "
-                "only an approved template may be sent")
+                "only an approved template may be sent"
+            )
 
     async def _check_reply(self, conn, chat: dict, ch: Channel, seq: int, sender_kind: str) -> None:
         if not ch.reply_to:
@@ -335,8 +382,7 @@ class Conversation:
                 if countdown:
                     raise PermissionDenied("only the agent starts an end countdown")
             elif actor.role == "agent" and chat["agent_id"] != actor.sub:
-                raise NotAssignedYet("only the assigned agent (or an admin) can end this chat", chat_id, actor.sub,
-                                     OWNER)
+                raise NotAssignedYet("only the assigned agent (or an admin) can end this chat", chat_id, actor.sub, OWNER)
             if countdown:
                 if chat["state"] != lc.OPEN:
                     raise FailedPrecondition(f"a countdown needs an open chat (the chat is {chat['state']})")
@@ -353,8 +399,9 @@ class Conversation:
         chat_id = parse_uuid(chat_id, "chat_id")
         async with self.writing(actor.tenant, chat_id) as w:
             if actor.role == "agent" and w.chat["agent_id"] != actor.sub:
-                raise NotAssignedYet("only the assigned agent (or an admin) can cancel the end countdown", chat_id,
-                                     actor.sub, OWNER)
+                raise NotAssignedYet(
+                    "only the assigned agent (or an admin) can cancel the end countdown", chat_id, actor.sub, OWNER
+                )
             if w.chat["countdown_ends_at"] is None:
                 raise FailedPrecondition("no end countdown is running")
             await self._cancel_countdown(w, by="agent")
@@ -375,8 +422,9 @@ class Conversation:
         if chat["countdown_ends_at"] is not None:
             await timers.cancel(w.conn, w.tenant, COUNTDOWN, str(chat["id"]))
         ended = now()
-        w.set(state=lc.ENDED, ended_at=ended, end_reason=reason, countdown_ends_at=None, queue_position=0,
-              estimated_wait_seconds=0)
+        w.set(
+            state=lc.ENDED, ended_at=ended, end_reason=reason, countdown_ends_at=None, queue_position=0, estimated_wait_seconds=0
+        )
         if missed:
             await w.system("missed", reason=missed[0])
         await w.system("ended", time=ended.isoformat(), reason=reason)
@@ -386,10 +434,17 @@ class Conversation:
 
     @staticmethod
     def _ended_event(chat: dict, reason: str, missed: tuple[str, int] | None = None) -> ChatEnded:
-        event = ChatEnded(chat_id=str(chat["id"]), agent_id=chat["agent_id"], department_id=chat["department_id"],
-                          visitor_id=chat["visitor_id"], visitor_email=chat["visitor_email"],
-                          visitor_name=chat["visitor_name"], reason=reason, channel=f"CHANNEL_{chat['channel'].upper()}",
-                          question=chat["question"])
+        event = ChatEnded(
+            chat_id=str(chat["id"]),
+            agent_id=chat["agent_id"],
+            department_id=chat["department_id"],
+            visitor_id=chat["visitor_id"],
+            visitor_email=chat["visitor_email"],
+            visitor_name=chat["visitor_name"],
+            reason=reason,
+            channel=f"CHANNEL_{chat['channel'].upper()}",
+            question=chat["question"],
+        )
         event.started_at.FromDatetime(chat["started_at"])
         event.ended_at.FromDatetime(chat["ended_at"] or now())
         if missed:
@@ -424,8 +479,15 @@ class Conversation:
             await w.system("completed", agent_name=await self._name(w.conn, chat, chat["agent_id"]))
             await timers.cancel(w.conn, w.tenant, INACTIVITY, str(chat["id"]))
         await w.snapshot()
-        await w.publish(ChatCompleted(chat_id=str(chat["id"]), agent_id=chat["agent_id"], reason=reason,
-                                      department_id=chat["department_id"], visitor_id=chat["visitor_id"]))
+        await w.publish(
+            ChatCompleted(
+                chat_id=str(chat["id"]),
+                agent_id=chat["agent_id"],
+                reason=reason,
+                department_id=chat["department_id"],
+                visitor_id=chat["visitor_id"],
+            )
+        )
 
     async def reopen(self, actor: Actor, chat_id: str, template: dict | None) -> dict:
         chat_id = parse_uuid(chat_id, "chat_id")
@@ -443,8 +505,7 @@ class Conversation:
                 if draft.rich["type"] != "template":
                     raise InvalidArgument("template must be a RICH_TYPE_TEMPLATE element")
             if window_closed(chat) and draft is None:
-                raise FailedPrecondition(f"the {chat['channel']} session window has closed: "
-                                         "reopen with an approved template")
+                raise FailedPrecondition(f"the {chat['channel']} session window has closed: reopen with an approved template")
             name = await self._name(w.conn, chat, actor.sub) if actor.role == "agent" else actor.sub
             await self._reopen(w, by_name=name, reason="agent")
             if draft is not None and chat["state"] == lc.OPEN:
@@ -460,9 +521,16 @@ class Conversation:
         w.set(state=state, ended_at=None, completed_at=None, end_reason="")
         await w.system("reopened", by_name=by_name)
         await w.snapshot()
-        await w.publish(ChatReopened(chat_id=str(chat["id"]), agent_id=chat["agent_id"],
-                                     department_id=chat["department_id"], visitor_id=chat["visitor_id"],
-                                     state=state, reason=reason))
+        await w.publish(
+            ChatReopened(
+                chat_id=str(chat["id"]),
+                agent_id=chat["agent_id"],
+                department_id=chat["department_id"],
+                visitor_id=chat["visitor_id"],
+                state=state,
+                reason=reason,
+            )
+        )
         if state == lc.OPEN:
             await self._schedule_inactivity(w)
         else:
@@ -519,15 +587,15 @@ class Conversation:
                 message.update(status=new, failure_reason=reason)
             return message
 
-    async def resend(self, actor: Actor, chat_id: str, seq: int, template: dict | None,
-                     request_id: str = "") -> list[dict]:
+    async def resend(self, actor: Actor, chat_id: str, seq: int, template: dict | None, request_id: str = "") -> list[dict]:
         chat_id = parse_uuid(chat_id, "chat_id")
         async with self.writing(actor.tenant, chat_id) as w:
             chat = w.chat
             if not await self._member(w.conn, chat, actor.sub):
                 raise NotAssignedYet(f"agent {actor.sub} is not in this chat", chat_id, actor.sub, MEMBER)
-            claim = await claim_request(w.conn, actor.tenant, f"ResendMessage:{actor.sub}", request_id,
-                                        fingerprint_of(str(chat_id), seq, template))
+            claim = await claim_request(
+                w.conn, actor.tenant, f"ResendMessage:{actor.sub}", request_id, fingerprint_of(str(chat_id), seq, template)
+            )
             if claim.result_id:
                 first, count = (int(x) for x in claim.result_id.split(":"))
                 return await store.messages_from(w.conn, actor.tenant, chat_id, first, count)
@@ -535,23 +603,28 @@ class Conversation:
             if original is None:
                 raise NotFound(f"message {seq} not found in this chat")
             if original["status"] != "failed":
-                raise FailedPrecondition(f"message {seq} has not failed ({original['status'] or 'incoming'}): "
-                                         "only failed messages are resent")
+                raise FailedPrecondition(
+                    f"message {seq} has not failed ({original['status'] or 'incoming'}): only failed messages are resent"
+                )
             if chat["state"] != lc.OPEN:
                 raise FailedPrecondition(f"the chat is {chat['state']}")
             ch = channel(chat["channel"])
             body = original["body"]
-            draft = Draft(kind=original["kind"], text=original["text"],
-                          spans=tuple(Span(**s) for s in body.get("spans", [])), file=body.get("file"),
-                          link=body.get("link"), rich=body.get("rich"))
+            draft = Draft(
+                kind=original["kind"],
+                text=original["text"],
+                spans=tuple(Span(**s) for s in body.get("spans", [])),
+                file=body.get("file"),
+                link=body.get("link"),
+                rich=body.get("rich"),
+            )
             if template is not None:
                 try:
                     draft = Draft(kind="rich", rich=check_rich(template, ch))
                 except ValueError as exc:
                     raise invalid(exc) from None
             if window_closed(chat) and (draft.rich or {}).get("type") != "template":
-                raise FailedPrecondition(f"the {chat['channel']} session window has closed: "
-                                         "resend with an approved template")
+                raise FailedPrecondition(f"the {chat['channel']} session window has closed: resend with an approved template")
             rows = await w.append(split(draft, ch.max_text), "agent", actor.sub, outgoing=True, resent_from_seq=seq)
             await claim.record(w.conn, f"{rows[0]['seq']}:{len(rows)}")
             return rows
@@ -582,8 +655,7 @@ class Conversation:
 
     # --- CONV-03/15: system events and bot handover ---------------------------------
 
-    async def post_system(self, actor: Actor, chat_id: str, type_name: str, params: dict[str, str],
-                          request_id: str = "") -> dict:
+    async def post_system(self, actor: Actor, chat_id: str, type_name: str, params: dict[str, str], request_id: str = "") -> dict:
         chat_id = parse_uuid(chat_id, "chat_id")
         if len(params) > 10 or any(len(k) > 40 or len(v) > 200 or "\x00" in v for k, v in params.items()):
             raise InvalidArgument("params: at most 10, names up to 40 and values up to 200 characters")
@@ -592,8 +664,9 @@ class Conversation:
         except ValueError as exc:
             raise invalid(exc) from None
         async with self.writing(actor.tenant, chat_id) as w:
-            claim = await claim_request(w.conn, actor.tenant, f"PostSystemEvent:{actor.sub}", request_id,
-                                        fingerprint_of(str(chat_id), type_name, params))
+            claim = await claim_request(
+                w.conn, actor.tenant, f"PostSystemEvent:{actor.sub}", request_id, fingerprint_of(str(chat_id), type_name, params)
+            )
             if claim.result_id:
                 return (await store.messages_from(w.conn, actor.tenant, chat_id, int(claim.result_id), 1))[0]
             row = await w.system(type_name, **params)
@@ -619,15 +692,22 @@ class Conversation:
             w.set(state=state, department_id=department_id)
             await w.system("bot_handover")
             await w.snapshot()
-            await w.publish(BotHandedOver(chat_id=str(chat["id"]), department_id=department_id,
-                                          visitor_id=chat["visitor_id"], visitor_email=chat["visitor_email"],
-                                          summary=summary))
+            await w.publish(
+                BotHandedOver(
+                    chat_id=str(chat["id"]),
+                    department_id=department_id,
+                    visitor_id=chat["visitor_id"],
+                    visitor_email=chat["visitor_email"],
+                    summary=summary,
+                )
+            )
             return chat
 
     # --- events from routing ------------------------------------------------------------
 
-    async def assigned(self, conn, tenant: str, chat_id, agent_id: str, agent_name: str, previous: str,
-                       how: str, department_id: str) -> None:
+    async def assigned(
+        self, conn, tenant: str, chat_id, agent_id: str, agent_name: str, previous: str, how: str, department_id: str
+    ) -> None:
         async with self.writing(tenant, chat_id, conn) as w:
             chat = w.chat
             if chat["state"] not in lc.LIVE or (chat["state"] == lc.OPEN and chat["agent_id"] == agent_id):
@@ -638,15 +718,19 @@ class Conversation:
             # Routing names the agent (its agents all have one); a name seen before is the fallback.
             agent_name = agent_name or await self._name(conn, chat, agent_id)
             await store.upsert_participant(conn, tenant, chat["id"], agent_id, agent_name, "owner")
-            w.set(state=lc.OPEN, agent_id=agent_id, queue_position=0, estimated_wait_seconds=0,
-                  **({"department_id": department_id} if department_id else {}))
+            w.set(
+                state=lc.OPEN,
+                agent_id=agent_id,
+                queue_position=0,
+                estimated_wait_seconds=0,
+                **({"department_id": department_id} if department_id else {}),
+            )
             kind = {"accepted": "accepted", "transferred": "transferred"}.get(how, "assigned")
             await w.system(kind, agent_name=agent_name, agent_id=agent_id)
             await w.snapshot()
             await self._schedule_inactivity(w)
 
-    async def invited(self, conn, tenant: str, chat_id, agent_id: str, agent_name: str, by_agent: str,
-                      note: str) -> None:
+    async def invited(self, conn, tenant: str, chat_id, agent_id: str, agent_name: str, by_agent: str, note: str) -> None:
         async with self.writing(tenant, chat_id, conn) as w:
             if w.chat["state"] not in lc.LIVE or await self._member(conn, w.chat, agent_id):
                 return
@@ -655,27 +739,51 @@ class Conversation:
             await w.system("agent_invited", agent_name=agent_name or agent_id, by_name=by_name, note=note)
             await w.snapshot()
 
-    async def transfer_requested(self, conn, tenant: str, chat_id, from_agent: str, to_agent: str,
-                                 to_department: str, note: str, transfer_id: str) -> None:
+    async def transfer_requested(
+        self, conn, tenant: str, chat_id, from_agent: str, to_agent: str, to_department: str, note: str, transfer_id: str
+    ) -> None:
         """The target is the department's name, or the agent's name if the agent has been in
         this chat (routing's event names no target agent), else the agent's id."""
         async with self.writing(tenant, chat_id, conn) as w:
             target = to_department or await self._name(conn, w.chat, to_agent)
-            await w.system("transfer_requested", from_name=await self._name(conn, w.chat, from_agent),
-                           target=target, note=note or "-", transfer_id=transfer_id)
+            await w.system(
+                "transfer_requested",
+                from_name=await self._name(conn, w.chat, from_agent),
+                target=target,
+                note=note or "-",
+                transfer_id=transfer_id,
+            )
 
-    async def transfer_declined(self, conn, tenant: str, chat_id, to_agent: str, to_department: str, reason: str,
-                                note: str, transfer_id: str, returned_to_queue: bool) -> None:
+    async def transfer_declined(
+        self,
+        conn,
+        tenant: str,
+        chat_id,
+        to_agent: str,
+        to_department: str,
+        reason: str,
+        note: str,
+        transfer_id: str,
+        returned_to_queue: bool,
+    ) -> None:
         async with self.writing(tenant, chat_id, conn) as w:
             under, target = 0, ""
             if transfer_id:
-                under = await store.find_system_message(conn, tenant, w.chat["id"], "transfer_requested",
-                                                        "transfer_id", transfer_id) or 0
+                under = (
+                    await store.find_system_message(conn, tenant, w.chat["id"], "transfer_requested", "transfer_id", transfer_id)
+                    or 0
+                )
             if under:  # named as the request under which the decline is shown
                 target = (await store.message(conn, tenant, w.chat["id"], under))["body"]["system"]["params"]["target"]
             target = target or (await self._name(conn, w.chat, to_agent) if to_agent else to_department)
-            await w.system("transfer_declined", reply_to_seq=under, target=target, reason=reason or "-",
-                           note=note or "-", transfer_id=transfer_id)
+            await w.system(
+                "transfer_declined",
+                reply_to_seq=under,
+                target=target,
+                reason=reason or "-",
+                note=note or "-",
+                transfer_id=transfer_id,
+            )
             if returned_to_queue and w.chat["state"] == lc.OPEN:
                 lc.next_state(lc.OPEN, lc.RETURN_TO_QUEUE)
                 if w.chat["agent_id"]:

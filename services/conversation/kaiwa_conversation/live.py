@@ -102,8 +102,7 @@ class LiveHub:
         """The replica's one LISTEN connection and one NATS subscription."""
         subscription = await self.ctx.nc.subscribe(f"{self.root}.>", cb=self._on_typing)
         try:
-            await PgListener(self.ctx.settings.database_url, {self.channel: self._on_notify},
-                             on_connect=self._wake_all).run(stop)
+            await PgListener(self.ctx.settings.database_url, {self.channel: self._on_notify}, on_connect=self._wake_all).run(stop)
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()

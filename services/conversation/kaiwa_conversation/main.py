@@ -56,8 +56,7 @@ POLICY: dict[str, set[str]] = {
 }
 
 
-def make_spec(schema: str = "conversation", countdown_scale: float = 1.0,
-              settle_seconds: float = SETTLE_SECONDS) -> ServiceSpec:
+def make_spec(schema: str = "conversation", countdown_scale: float = 1.0, settle_seconds: float = SETTLE_SECONDS) -> ServiceSpec:
     """countdown_scale < 1 compresses the 30-90 s countdowns (tests only); settle_seconds
     bounds the wait for a routing event routing says is on its way (ROUT-02)."""
     parts: dict[int, tuple[Conversation, Reads, LiveHub, ChatStarter, AssignmentGate]] = {}
@@ -67,8 +66,13 @@ def make_spec(schema: str = "conversation", countdown_scale: float = 1.0,
             routing = RoutingClient(ctx)
             conversation = Conversation(ctx, schema, countdown_scale, routing)
             hub = LiveHub(ctx, schema)
-            parts[id(ctx)] = (conversation, Reads(ctx, conversation), hub, ChatStarter(conversation, routing),
-                              AssignmentGate(ctx, routing, hub, settle_seconds))
+            parts[id(ctx)] = (
+                conversation,
+                Reads(ctx, conversation),
+                hub,
+                ChatStarter(conversation, routing),
+                AssignmentGate(ctx, routing, hub, settle_seconds),
+            )
         return parts[id(ctx)]
 
     def add_servicers(server, ctx) -> None:
@@ -83,11 +87,16 @@ def make_spec(schema: str = "conversation", countdown_scale: float = 1.0,
         return {COUNTDOWN: conversation.on_countdown, INACTIVITY: conversation.on_inactivity}
 
     return ServiceSpec(
-        name="conversation", schema=schema, migrations=MIGRATIONS, grpc_services=[SERVICE], policy=POLICY,
+        name="conversation",
+        schema=schema,
+        migrations=MIGRATIONS,
+        grpc_services=[SERVICE],
+        policy=POLICY,
         add_servicers=add_servicers,
         consumers=lambda ctx: [routing_consumer(build(ctx)[0], f"{schema}-routing")],
         timers=timer_handlers,
-        workers=lambda ctx: [build(ctx)[2].run])
+        workers=lambda ctx: [build(ctx)[2].run],
+    )
 
 
 SPEC = make_spec()

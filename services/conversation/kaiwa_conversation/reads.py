@@ -83,8 +83,7 @@ class Reads:
         out = []
         for c in chats:
             msgs = by_chat.get(str(c["id"]), [])
-            out.append((c, people.get(str(c["id"]), []), [m for m in msgs[:limit] if visible(actor, m)],
-                        len(msgs) > limit))
+            out.append((c, people.get(str(c["id"]), []), [m for m in msgs[:limit] if visible(actor, m)], len(msgs) > limit))
         return out
 
     async def visitor_chats(self, actor: Actor, visitor_id: str, size: int, token: str, limit: int):
@@ -137,8 +136,9 @@ class Reads:
         async with unit_of_work(self.ctx.pool) as conn:
             if chat_id and await store.get_chat(conn, actor.tenant, chat_id) is None:
                 raise NotFound(f"chat {chat_id} not found")
-            claim = await claim_request(conn, actor.tenant, f"AddNote:{actor.sub}", request_id,
-                                        fingerprint_of(chat_id, visitor_id, text))
+            claim = await claim_request(
+                conn, actor.tenant, f"AddNote:{actor.sub}", request_id, fingerprint_of(chat_id, visitor_id, text)
+            )
             if claim.result_id:
                 return await store.note(conn, actor.tenant, claim.result_id)
             note = await store.add_note(conn, actor.tenant, chat_id, visitor_id, actor.sub, text)

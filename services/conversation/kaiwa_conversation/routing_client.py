@@ -31,7 +31,7 @@ MAX_CACHED = 10_000
 
 @dataclass(frozen=True)
 class Assignment:
-    assigned: bool        # routing has an agent on the chat right now
+    assigned: bool  # routing has an agent on the chat right now
     agent_id: str
 
 
@@ -39,7 +39,7 @@ class RoutingClient:
     def __init__(self, ctx, deadline: float = DEADLINE):
         self.ctx = ctx
         self.deadline = deadline
-        self._departments: dict[tuple[str, str], float] = {}   # (tenant, id) -> confirmed at
+        self._departments: dict[tuple[str, str], float] = {}  # (tenant, id) -> confirmed at
 
     def _stub(self) -> RoutingServiceStub:
         return RoutingServiceStub(self.ctx.channel("routing"))
@@ -47,17 +47,18 @@ class RoutingClient:
     async def _ask(self, method: str, request, tenant: str, doing: str, deadline: float | None = None):
         try:
             return await getattr(self._stub(), method)(
-                request, metadata=self.ctx.service_metadata(tenant), timeout=deadline or self.deadline)
+                request, metadata=self.ctx.service_metadata(tenant), timeout=deadline or self.deadline
+            )
         except grpc.aio.AioRpcError as err:
             code = err.code()
             if code == grpc.StatusCode.NOT_FOUND:
                 raise NotFound(err.details() or f"routing does not know it ({doing})") from None
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidArgument(err.details() or doing) from None
-            log.warning("routing did not answer", extra={"fields": {"call": method, "code": code.name,
-                                                                    "details": err.details()}})
-            raise Unavailable(f"the routing service could not {doing} right now ({code.name}); "
-                              "nothing was changed: retry in a moment") from None
+            log.warning("routing did not answer", extra={"fields": {"call": method, "code": code.name, "details": err.details()}})
+            raise Unavailable(
+                f"the routing service could not {doing} right now ({code.name}); nothing was changed: retry in a moment"
+            ) from None
 
     async def check_department(self, tenant: str, department_id: str) -> None:
         """NotFound unless `department_id` (a UUID) is a department of `tenant`."""
@@ -66,8 +67,9 @@ class RoutingClient:
         if confirmed is not None and time.monotonic() - confirmed < DEPARTMENT_TTL:
             return
         try:
-            await self._ask("GetDepartment", rpb.GetDepartmentRequest(department_id=department_id), tenant,
-                            "check the department")
+            await self._ask(
+                "GetDepartment", rpb.GetDepartmentRequest(department_id=department_id), tenant, "check the department"
+            )
         except NotFound:
             raise NotFound(f"department {department_id} is not a department of this portal") from None
         if len(self._departments) >= MAX_CACHED:
@@ -77,8 +79,9 @@ class RoutingClient:
     async def assignment(self, tenant: str, chat_id: str) -> Assignment | None:
         """Who routing says holds the chat; None when routing has not heard of it."""
         try:
-            reply = await self._ask("GetAssignment", rpb.GetAssignmentRequest(chat_id=chat_id), tenant,
-                                    "confirm the chat's assignment", CHAT_DEADLINE)
+            reply = await self._ask(
+                "GetAssignment", rpb.GetAssignmentRequest(chat_id=chat_id), tenant, "confirm the chat's assignment", CHAT_DEADLINE
+            )
         except NotFound:
             return None
         return Assignment(reply.state == rpb.ASSIGNMENT_STATE_ASSIGNED, reply.agent_id)
@@ -86,8 +89,9 @@ class RoutingClient:
     async def is_invited(self, tenant: str, chat_id: str, agent_id: str) -> bool:
         """Routing counts `agent_id` among the chat's invited members."""
         try:
-            reply = await self._ask("ListMembers", rpb.ListMembersRequest(chat_id=chat_id), tenant,
-                                    "confirm the chat's members", CHAT_DEADLINE)
+            reply = await self._ask(
+                "ListMembers", rpb.ListMembersRequest(chat_id=chat_id), tenant, "confirm the chat's members", CHAT_DEADLINE
+            )
         except NotFound:
             return False
         return any(m.agent_id == agent_id and m.role == rpb.MEMBER_ROLE_PARTICIPANT for m in reply.members)

@@ -56,8 +56,9 @@ class ChatStarter:
         its participants."""
         req = self._validated(actor, req)
         scope = f"StartChat:{actor.role}:{actor.sub}"
-        fingerprint = fingerprint_of(req.channel, req.department_id, req.question, req.visitor_name,
-                                     req.visitor_email, req.visitor_id, req.bot_id)
+        fingerprint = fingerprint_of(
+            req.channel, req.department_id, req.question, req.visitor_name, req.visitor_email, req.visitor_id, req.bot_id
+        )
         if req.request_id:  # a retry returns at once, even while routing is away
             async with self.ctx.pool.acquire() as conn:
                 earlier = await store.request_result(conn, actor.tenant, scope, req.request_id, fingerprint)
@@ -92,7 +93,8 @@ class ChatStarter:
             visitor_email=valid_email(email, "visitor_email") if email else "",
             visitor_id=short(visitor_id, "visitor_id", 128, required=True),
             bot_id=short(req.bot_id, "bot_id", 64),
-            request_id=req.request_id)
+            request_id=req.request_id,
+        )
 
     async def _existing(self, conn, tenant: str, chat_id: str) -> tuple[dict, list[dict]]:
         chat = await store.get_chat(conn, tenant, uuid.UUID(chat_id))
@@ -102,17 +104,36 @@ class ChatStarter:
 
     async def _create(self, conn, tenant: str, req: StartRequest) -> dict:
         state = lc.BOT if req.bot_id else lc.QUEUED
-        chat = await store.insert_chat(conn, tenant, {
-            "id": uuid.uuid4(), "channel": req.channel, "state": state, "department_id": req.department_id,
-            "visitor_id": req.visitor_id, "visitor_name": req.visitor_name, "visitor_email": req.visitor_email,
-            "question": req.question, "bot_id": req.bot_id})
+        chat = await store.insert_chat(
+            conn,
+            tenant,
+            {
+                "id": uuid.uuid4(),
+                "channel": req.channel,
+                "state": state,
+                "department_id": req.department_id,
+                "visitor_id": req.visitor_id,
+                "visitor_name": req.visitor_name,
+                "visitor_email": req.visitor_email,
+                "question": req.question,
+                "bot_id": req.bot_id,
+            },
+        )
         w = ChatWriter(conn, self.ctx.outbox, self.conversation.notify_channel, chat)
         await w.snapshot()
         if req.question:
             await w.append([Draft(kind="text", text=req.question)], "visitor", req.visitor_id, outgoing=False)
-        await w.publish(ChatStarted(
-            chat_id=str(chat["id"]), channel=f"CHANNEL_{req.channel.upper()}", department_id=req.department_id,
-            visitor_id=req.visitor_id, visitor_name=req.visitor_name, visitor_email=req.visitor_email,
-            question=req.question, state=state))
+        await w.publish(
+            ChatStarted(
+                chat_id=str(chat["id"]),
+                channel=f"CHANNEL_{req.channel.upper()}",
+                department_id=req.department_id,
+                visitor_id=req.visitor_id,
+                visitor_name=req.visitor_name,
+                visitor_email=req.visitor_email,
+                question=req.question,
+                state=state,
+            )
+        )
         await w.finish()
         return chat

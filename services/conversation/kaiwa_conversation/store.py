@@ -10,9 +10,22 @@ import asyncpg
 
 from kaiwa_common.outbox import OutboxRow
 
-CHAT_FIELDS = ("state", "department_id", "agent_id", "ended_at", "completed_at", "end_reason", "last_seq",
-               "last_activity_at", "last_inbound_at", "countdown_ends_at", "queue_position",
-               "estimated_wait_seconds", "visitor_name", "visitor_email")
+CHAT_FIELDS = (
+    "state",
+    "department_id",
+    "agent_id",
+    "ended_at",
+    "completed_at",
+    "end_reason",
+    "last_seq",
+    "last_activity_at",
+    "last_inbound_at",
+    "countdown_ends_at",
+    "queue_position",
+    "estimated_wait_seconds",
+    "visitor_name",
+    "visitor_email",
+)
 DEFAULT_INACTIVITY = 1800
 
 
@@ -20,22 +33,36 @@ async def insert_chat(conn: asyncpg.Connection, tenant: str, chat: dict) -> dict
     row = await conn.fetchrow(
         "INSERT INTO chats (tenant, id, channel, state, department_id, visitor_id, visitor_name, visitor_email, "
         "question, bot_id, last_inbound_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) RETURNING *",
-        tenant, chat["id"], chat["channel"], chat["state"], chat["department_id"], chat["visitor_id"],
-        chat["visitor_name"], chat["visitor_email"], chat["question"], chat["bot_id"])
+        tenant,
+        chat["id"],
+        chat["channel"],
+        chat["state"],
+        chat["department_id"],
+        chat["visitor_id"],
+        chat["visitor_name"],
+        chat["visitor_email"],
+        chat["question"],
+        chat["bot_id"],
+    )
     return dict(row)
 
 
-async def request_result(conn: asyncpg.Connection, tenant: str, scope: str, request_id: str,
-                         fingerprint: str) -> str | None:
+async def request_result(conn: asyncpg.Connection, tenant: str, scope: str, request_id: str, fingerprint: str) -> str | None:
     """What an earlier call with this request id created (same request only); see
     kaiwa_common.idempotency, which claims and records these rows."""
-    return await conn.fetchval("SELECT result_id FROM request_ids WHERE tenant = $1 AND scope = $2 "
-                               "AND request_id = $3 AND fingerprint = $4", tenant, scope, request_id, fingerprint)
+    return await conn.fetchval(
+        "SELECT result_id FROM request_ids WHERE tenant = $1 AND scope = $2 AND request_id = $3 AND fingerprint = $4",
+        tenant,
+        scope,
+        request_id,
+        fingerprint,
+    )
 
 
 async def get_chat(conn: asyncpg.Connection, tenant: str, chat_id: str, lock: bool = False) -> dict | None:
-    row = await conn.fetchrow("SELECT * FROM chats WHERE tenant = $1 AND id = $2" + (" FOR UPDATE" if lock else ""),
-                              tenant, chat_id)
+    row = await conn.fetchrow(
+        "SELECT * FROM chats WHERE tenant = $1 AND id = $2" + (" FOR UPDATE" if lock else ""), tenant, chat_id
+    )
     return dict(row) if row else None
 
 
@@ -46,12 +73,18 @@ async def save_chat(conn: asyncpg.Connection, chat: dict, changed: set[str], not
     await conn.execute(
         f"WITH u AS (UPDATE chats SET {sets} WHERE tenant = $1 AND id = $2 RETURNING last_seq) "
         f"SELECT pg_notify('{notify_channel}', $2::text || ' ' || u.last_seq) FROM u",
-        chat["tenant"], chat["id"], *[chat[f] for f in fields])
+        chat["tenant"],
+        chat["id"],
+        *[chat[f] for f in fields],
+    )
 
 
 async def participants(conn: asyncpg.Connection, tenant: str, chat_ids: list) -> dict[str, list[dict]]:
-    rows = await conn.fetch("SELECT * FROM participants WHERE tenant = $1 AND chat_id = ANY($2::uuid[]) "
-                            "ORDER BY joined_at, agent_id", tenant, chat_ids)
+    rows = await conn.fetch(
+        "SELECT * FROM participants WHERE tenant = $1 AND chat_id = ANY($2::uuid[]) ORDER BY joined_at, agent_id",
+        tenant,
+        chat_ids,
+    )
     out: dict[str, list[dict]] = {}
     for r in rows:
         out.setdefault(str(r["chat_id"]), []).append(dict(r))
@@ -60,10 +93,16 @@ async def participants(conn: asyncpg.Connection, tenant: str, chat_ids: list) ->
 
 async def has_agent(conn, tenant: str, chat_id, agent_id: str, owner_only: bool) -> bool:
     """The chat's agent is `agent_id` (or, unless owner_only, an invited participant is)."""
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM chats WHERE tenant = $1 AND id = $2 AND agent_id = $3) OR (NOT $4 AND EXISTS "
-        "(SELECT 1 FROM participants WHERE tenant = $1 AND chat_id = $2 AND agent_id = $3 AND role <> 'former'))",
-        tenant, chat_id, agent_id, owner_only))
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM chats WHERE tenant = $1 AND id = $2 AND agent_id = $3) OR (NOT $4 AND EXISTS "
+            "(SELECT 1 FROM participants WHERE tenant = $1 AND chat_id = $2 AND agent_id = $3 AND role <> 'former'))",
+            tenant,
+            chat_id,
+            agent_id,
+            owner_only,
+        )
+    )
 
 
 async def upsert_participant(conn, tenant: str, chat_id, agent_id: str, name: str, role: str) -> None:
@@ -72,21 +111,49 @@ async def upsert_participant(conn, tenant: str, chat_id, agent_id: str, name: st
         "ON CONFLICT (tenant, chat_id, agent_id) DO UPDATE SET role = EXCLUDED.role, left_at = NULL, "
         "name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE participants.name END, "
         "joined_at = CASE WHEN participants.role = 'former' THEN now() ELSE participants.joined_at END",
-        tenant, chat_id, agent_id, name, role)
+        tenant,
+        chat_id,
+        agent_id,
+        name,
+        role,
+    )
 
 
 async def leave(conn, tenant: str, chat_id, agent_id: str) -> None:
-    await conn.execute("UPDATE participants SET role = 'former', left_at = now() "
-                       "WHERE tenant = $1 AND chat_id = $2 AND agent_id = $3 AND role <> 'former'",
-                       tenant, chat_id, agent_id)
+    await conn.execute(
+        "UPDATE participants SET role = 'former', left_at = now() "
+        "WHERE tenant = $1 AND chat_id = $2 AND agent_id = $3 AND role <> 'former'",
+        tenant,
+        chat_id,
+        agent_id,
+    )
 
 
-MESSAGE_COLUMNS = ("tenant", "chat_id", "seq", "id", "sender_kind", "sender_id", "kind", "channel", "text", "body",
-                   "outgoing", "reply_to_seq", "part", "parts", "resent_from_seq", "client_message_id", "emoji_only")
-_INSERT_MESSAGES = (f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) SELECT * FROM unnest("
-                    "$1::text[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], "
-                    "$9::text[], $10::jsonb[], $11::bool[], $12::bigint[], $13::int[], $14::int[], $15::bigint[], "
-                    "$16::text[], $17::bool[]) RETURNING sent_at")
+MESSAGE_COLUMNS = (
+    "tenant",
+    "chat_id",
+    "seq",
+    "id",
+    "sender_kind",
+    "sender_id",
+    "kind",
+    "channel",
+    "text",
+    "body",
+    "outgoing",
+    "reply_to_seq",
+    "part",
+    "parts",
+    "resent_from_seq",
+    "client_message_id",
+    "emoji_only",
+)
+_INSERT_MESSAGES = (
+    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) SELECT * FROM unnest("
+    "$1::text[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], "
+    "$9::text[], $10::jsonb[], $11::bool[], $12::bigint[], $13::int[], $14::int[], $15::bigint[], "
+    "$16::text[], $17::bool[]) RETURNING sent_at"
+)
 
 
 async def insert_messages(conn: asyncpg.Connection, rows: list[dict]) -> None:
@@ -104,78 +171,127 @@ _APPEND_IF_UNCHANGED = (
     f"m AS (INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}, sent_at) "
     "SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $26 FROM c RETURNING sent_at), "
     "o AS (INSERT INTO outbox (id, tenant, subject, envelope) SELECT $21, $1, $22, $23 FROM c) "
-    "SELECT m.sent_at, pg_notify($24, ''), pg_notify($25, $2::text || ' ' || $3 || $27) FROM m")
+    "SELECT m.sent_at, pg_notify($24, ''), pg_notify($25, $2::text || ' ' || $3 || $27) FROM m"
+)
 NOTIFY_LIMIT = 7900  # PostgreSQL refuses payloads of 8000 bytes and more
 
 
-async def append_if_unchanged(conn: asyncpg.Connection, chat: dict, row: dict, inbound_at, outbox_row: OutboxRow,
-                              outbox_channel: str, live_channel: str) -> bool:
+async def append_if_unchanged(
+    conn: asyncpg.Connection, chat: dict, row: dict, inbound_at, outbox_row: OutboxRow, outbox_channel: str, live_channel: str
+) -> bool:
     """One statement (one implicit transaction): chat sequence, message, outbox event and
     both wake-ups, applied only if the chat is still in the state the caller validated."""
     row["sent_at"] = datetime.now(timezone.utc)
     # The watchers of this chat get the message itself with the wake-up when it fits.
-    data = json.dumps({k: (str(v) if isinstance(v, uuid.UUID) else v.isoformat() if isinstance(v, datetime) else v)
-                       for k, v in row.items()}, ensure_ascii=False, separators=(",", ":"))
+    data = json.dumps(
+        {k: (str(v) if isinstance(v, uuid.UUID) else v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     extra = " " + data if len(data.encode()) + 100 < NOTIFY_LIMIT else ""
     sent_at = await conn.fetchval(
-        _APPEND_IF_UNCHANGED, *[row[c] for c in MESSAGE_COLUMNS], inbound_at, chat["state"], chat["agent_id"],
-        outbox_row.event.id, outbox_row.subject, outbox_row.envelope, outbox_channel, live_channel, row["sent_at"], extra)
+        _APPEND_IF_UNCHANGED,
+        *[row[c] for c in MESSAGE_COLUMNS],
+        inbound_at,
+        chat["state"],
+        chat["agent_id"],
+        outbox_row.event.id,
+        outbox_row.subject,
+        outbox_row.envelope,
+        outbox_channel,
+        live_channel,
+        row["sent_at"],
+        extra,
+    )
     return sent_at is not None
 
 
 async def insert_event(conn, tenant: str, chat_id, seq: int, kind: str, data: dict) -> None:
-    await conn.execute("INSERT INTO chat_events (tenant, chat_id, seq, kind, data) VALUES ($1, $2, $3, $4, $5)",
-                       tenant, chat_id, seq, kind, data)
+    await conn.execute(
+        "INSERT INTO chat_events (tenant, chat_id, seq, kind, data) VALUES ($1, $2, $3, $4, $5)", tenant, chat_id, seq, kind, data
+    )
 
 
-_MESSAGE_SELECT = ("SELECT m.*, coalesce(s.status, CASE WHEN m.outgoing THEN 'sent' END) AS status, "
-                   "coalesce(s.failure_reason, '') AS failure_reason FROM messages m "
-                   "LEFT JOIN message_status s ON s.tenant = m.tenant AND s.chat_id = m.chat_id AND s.seq = m.seq ")
+_MESSAGE_SELECT = (
+    "SELECT m.*, coalesce(s.status, CASE WHEN m.outgoing THEN 'sent' END) AS status, "
+    "coalesce(s.failure_reason, '') AS failure_reason FROM messages m "
+    "LEFT JOIN message_status s ON s.tenant = m.tenant AND s.chat_id = m.chat_id AND s.seq = m.seq "
+)
 
 
 async def message(conn, tenant: str, chat_id, seq: int) -> dict | None:
-    row = await conn.fetchrow(_MESSAGE_SELECT + "WHERE m.tenant = $1 AND m.chat_id = $2 AND m.seq = $3",
-                              tenant, chat_id, seq)
+    row = await conn.fetchrow(_MESSAGE_SELECT + "WHERE m.tenant = $1 AND m.chat_id = $2 AND m.seq = $3", tenant, chat_id, seq)
     return dict(row) if row else None
 
 
 async def messages_from(conn, tenant: str, chat_id, first_seq: int, count: int) -> list[dict]:
     """`count` messages of a chat from `first_seq` on (the parts of one split message)."""
-    rows = await conn.fetch(_MESSAGE_SELECT + "WHERE m.tenant = $1 AND m.chat_id = $2 AND m.seq >= $3 "
-                            "ORDER BY m.seq LIMIT $4", tenant, chat_id, first_seq, count)
+    rows = await conn.fetch(
+        _MESSAGE_SELECT + "WHERE m.tenant = $1 AND m.chat_id = $2 AND m.seq >= $3 ORDER BY m.seq LIMIT $4",
+        tenant,
+        chat_id,
+        first_seq,
+        count,
+    )
     return [dict(r) for r in rows]
 
 
 async def messages_by_client_id(conn, tenant: str, chat_id, sender_id: str, client_id: str) -> list[dict]:
-    rows = await conn.fetch(_MESSAGE_SELECT + "WHERE m.tenant = $1 AND m.chat_id = $2 AND m.sender_id = $3 "
-                            "AND m.client_message_id = $4 ORDER BY m.seq", tenant, chat_id, sender_id, client_id)
+    rows = await conn.fetch(
+        _MESSAGE_SELECT + "WHERE m.tenant = $1 AND m.chat_id = $2 AND m.sender_id = $3 "
+        "AND m.client_message_id = $4 ORDER BY m.seq",
+        tenant,
+        chat_id,
+        sender_id,
+        client_id,
+    )
     return [dict(r) for r in rows]
 
 
-async def messages_page(conn, tenant: str, chat_ids: list, after_seq: int, limit: int,
-                        include_notes: bool) -> list[dict]:
+async def messages_page(conn, tenant: str, chat_ids: list, after_seq: int, limit: int, include_notes: bool) -> list[dict]:
     rows = await conn.fetch(
         _MESSAGE_SELECT + "WHERE m.tenant = $1 AND m.chat_id = ANY($2::uuid[]) AND m.seq > $3 "
         "AND ($5 OR m.kind <> 'note') ORDER BY m.chat_id, m.seq LIMIT $4",
-        tenant, chat_ids, after_seq, limit, include_notes)
+        tenant,
+        chat_ids,
+        after_seq,
+        limit,
+        include_notes,
+    )
     return [dict(r) for r in rows]
 
 
 async def history_messages(conn, tenant: str, chat_ids: list, per_chat: int, include_notes: bool) -> list[dict]:
     rows = await conn.fetch(
         "SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY x.chat_id ORDER BY x.seq) AS n FROM ("
-        + _MESSAGE_SELECT + "WHERE m.tenant = $1 AND m.chat_id = ANY($2::uuid[]) AND ($4 OR m.kind <> 'note')"
-        ") x) y WHERE n <= $3 + 1 ORDER BY chat_id, seq", tenant, chat_ids, per_chat, include_notes)
+        + _MESSAGE_SELECT
+        + "WHERE m.tenant = $1 AND m.chat_id = ANY($2::uuid[]) AND ($4 OR m.kind <> 'note')"
+        ") x) y WHERE n <= $3 + 1 ORDER BY chat_id, seq",
+        tenant,
+        chat_ids,
+        per_chat,
+        include_notes,
+    )
     return [dict(r) for r in rows]
 
 
 async def events_between(conn, tenant: str, chat_id, after: int, upto: int) -> list[tuple[int, str, dict]]:
     """Durable stream events (after, upto], in sequence order: (seq, kind, data)."""
-    messages = await conn.fetch("SELECT *, CASE WHEN outgoing THEN 'sent' END AS status, '' AS failure_reason "
-                                "FROM messages WHERE tenant = $1 AND chat_id = $2 AND seq > $3 AND seq <= $4",
-                                tenant, chat_id, after, upto)
-    others = await conn.fetch("SELECT seq, kind, data FROM chat_events WHERE tenant = $1 AND chat_id = $2 "
-                              "AND seq > $3 AND seq <= $4", tenant, chat_id, after, upto)
+    messages = await conn.fetch(
+        "SELECT *, CASE WHEN outgoing THEN 'sent' END AS status, '' AS failure_reason "
+        "FROM messages WHERE tenant = $1 AND chat_id = $2 AND seq > $3 AND seq <= $4",
+        tenant,
+        chat_id,
+        after,
+        upto,
+    )
+    others = await conn.fetch(
+        "SELECT seq, kind, data FROM chat_events WHERE tenant = $1 AND chat_id = $2 AND seq > $3 AND seq <= $4",
+        tenant,
+        chat_id,
+        after,
+        upto,
+    )
     merged = [(m["seq"], "message", dict(m)) for m in messages] + [(e["seq"], e["kind"], e["data"]) for e in others]
     merged.sort(key=lambda item: item[0])
     return merged
@@ -186,22 +302,34 @@ async def last_seq(conn, tenant: str, chat_id) -> int | None:
 
 
 async def status_of(conn, tenant: str, chat_id, seq: int) -> str | None:
-    return await conn.fetchval("SELECT status FROM message_status WHERE tenant = $1 AND chat_id = $2 AND seq = $3",
-                               tenant, chat_id, seq)
+    return await conn.fetchval(
+        "SELECT status FROM message_status WHERE tenant = $1 AND chat_id = $2 AND seq = $3", tenant, chat_id, seq
+    )
 
 
 async def set_status(conn, tenant: str, chat_id, seq: int, status: str, reason: str) -> None:
     await conn.execute(
         "INSERT INTO message_status (tenant, chat_id, seq, status, failure_reason) VALUES ($1, $2, $3, $4, $5) "
         "ON CONFLICT (tenant, chat_id, seq) DO UPDATE SET status = EXCLUDED.status, "
-        "failure_reason = EXCLUDED.failure_reason, updated_at = now()", tenant, chat_id, seq, status, reason)
+        "failure_reason = EXCLUDED.failure_reason, updated_at = now()",
+        tenant,
+        chat_id,
+        seq,
+        status,
+        reason,
+    )
 
 
 async def find_system_message(conn, tenant: str, chat_id, type_name: str, key: str, value: str) -> int | None:
     return await conn.fetchval(
         "SELECT seq FROM messages WHERE tenant = $1 AND chat_id = $2 AND kind = 'system' "
         "AND body->'system'->>'type' = $3 AND body->'system'->'params'->>$4 = $5 ORDER BY seq DESC LIMIT 1",
-        tenant, chat_id, type_name, key, value)
+        tenant,
+        chat_id,
+        type_name,
+        key,
+        value,
+    )
 
 
 async def inactivity_seconds(conn, tenant: str) -> int:
@@ -210,15 +338,26 @@ async def inactivity_seconds(conn, tenant: str) -> int:
 
 
 async def put_settings(conn, tenant: str, inactivity: int) -> None:
-    await conn.execute("INSERT INTO settings (tenant, inactivity_seconds) VALUES ($1, $2) ON CONFLICT (tenant) "
-                       "DO UPDATE SET inactivity_seconds = EXCLUDED.inactivity_seconds, updated_at = now()",
-                       tenant, inactivity)
+    await conn.execute(
+        "INSERT INTO settings (tenant, inactivity_seconds) VALUES ($1, $2) ON CONFLICT (tenant) "
+        "DO UPDATE SET inactivity_seconds = EXCLUDED.inactivity_seconds, updated_at = now()",
+        tenant,
+        inactivity,
+    )
 
 
 async def add_note(conn, tenant: str, chat_id, visitor_id, author: str, text: str) -> dict:
-    return dict(await conn.fetchrow(
-        "INSERT INTO notes (tenant, id, chat_id, visitor_id, author_id, text) VALUES ($1, $2, $3, $4, $5, $6) "
-        "RETURNING *", tenant, uuid.uuid4(), chat_id, visitor_id, author, text))
+    return dict(
+        await conn.fetchrow(
+            "INSERT INTO notes (tenant, id, chat_id, visitor_id, author_id, text) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+            tenant,
+            uuid.uuid4(),
+            chat_id,
+            visitor_id,
+            author,
+            text,
+        )
+    )
 
 
 async def note(conn, tenant: str, note_id) -> dict | None:
@@ -230,31 +369,57 @@ async def list_notes(conn, tenant: str, chat_id, visitor_id, after: tuple[dateti
     where = "chat_id = $2" if chat_id else "visitor_id = $2"
     rows = await conn.fetch(
         f"SELECT * FROM notes WHERE tenant = $1 AND {where} AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid)) "
-        "ORDER BY created_at, id LIMIT $5", tenant, chat_id or visitor_id,
-        after[0] if after else None, after[1] if after else None, limit)
+        "ORDER BY created_at, id LIMIT $5",
+        tenant,
+        chat_id or visitor_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
     return [dict(r) for r in rows]
 
 
-async def chats_page(conn, tenant: str, *, visitor_id: str | None = None, agent_id: str | None = None,
-                     before: tuple[datetime, str] | None = None, limit: int = 20) -> list[dict]:
+async def chats_page(
+    conn,
+    tenant: str,
+    *,
+    visitor_id: str | None = None,
+    agent_id: str | None = None,
+    before: tuple[datetime, str] | None = None,
+    limit: int = 20,
+) -> list[dict]:
     if visitor_id is not None:
         source, arg = "SELECT c.* FROM chats c WHERE c.tenant = $1 AND c.visitor_id = $2", visitor_id
     else:
-        source = ("SELECT c.* FROM chats c JOIN participants p ON p.chat_id = c.id AND p.tenant = c.tenant "
-                  "WHERE c.tenant = $1 AND p.agent_id = $2")
+        source = (
+            "SELECT c.* FROM chats c JOIN participants p ON p.chat_id = c.id AND p.tenant = c.tenant "
+            "WHERE c.tenant = $1 AND p.agent_id = $2"
+        )
         arg = agent_id
     rows = await conn.fetch(
         source + " AND ($3::timestamptz IS NULL OR (c.started_at, c.id) < ($3, $4::uuid)) "
         "ORDER BY c.started_at DESC, c.id DESC LIMIT $5",
-        tenant, arg, before[0] if before else None, before[1] if before else None, limit)
+        tenant,
+        arg,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
+    )
     return [dict(r) for r in rows]
 
 
 async def put_canned(conn, tenant: str, shortcut: str, text: str, by: str) -> dict:
-    return dict(await conn.fetchrow(
-        "INSERT INTO canned_responses (tenant, shortcut, text, updated_by) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (tenant, shortcut) DO UPDATE SET text = EXCLUDED.text, updated_by = EXCLUDED.updated_by, "
-        "updated_at = now() RETURNING *", tenant, shortcut, text, by))
+    return dict(
+        await conn.fetchrow(
+            "INSERT INTO canned_responses (tenant, shortcut, text, updated_by) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (tenant, shortcut) DO UPDATE SET text = EXCLUDED.text, updated_by = EXCLUDED.updated_by, "
+            "updated_at = now() RETURNING *",
+            tenant,
+            shortcut,
+            text,
+            by,
+        )
+    )
 
 
 async def canned(conn, tenant: str, shortcut: str) -> dict | None:
@@ -263,11 +428,13 @@ async def canned(conn, tenant: str, shortcut: str) -> dict | None:
 
 
 async def list_canned(conn, tenant: str, prefix: str) -> list[dict]:
-    rows = await conn.fetch("SELECT * FROM canned_responses WHERE tenant = $1 AND starts_with(shortcut, $2) "
-                            "ORDER BY shortcut", tenant, prefix)
+    rows = await conn.fetch(
+        "SELECT * FROM canned_responses WHERE tenant = $1 AND starts_with(shortcut, $2) ORDER BY shortcut", tenant, prefix
+    )
     return [dict(r) for r in rows]
 
 
 async def delete_canned(conn, tenant: str, shortcut: str) -> bool:
-    return bool(await conn.fetchval("DELETE FROM canned_responses WHERE tenant = $1 AND shortcut = $2 RETURNING true",
-                                    tenant, shortcut))
+    return bool(
+        await conn.fetchval("DELETE FROM canned_responses WHERE tenant = $1 AND shortcut = $2 RETURNING true", tenant, shortcut)
+    )

@@ -29,14 +29,44 @@ BUNDLED_FONT = Path(__file__).parent / "fonts" / "ipaexg.ttf"
 INSTALL_HINT = f"set {FONT_ENV} to a Japanese TrueType (.ttf) font or restore {BUNDLED_FONT}"
 
 LABELS = {
-    "en": {"title": "Chat transcript", "chat": "Chat", "channel": "Channel", "visitor": "Visitor",
-           "agent": "Agent", "department": "Department", "question": "Question", "started": "Started",
-           "ended": "Ended", "completed": "Completed", "state": "State", "bot": "Bot", "system": "System",
-           "file": "File", "link": "Link", "reply": "reply to #", "none": "-"},
-    "ja": {"title": "チャット記録", "chat": "チャット", "channel": "チャネル", "visitor": "訪問者",
-           "agent": "担当者", "department": "部門", "question": "質問", "started": "開始", "ended": "終了",
-           "completed": "完了", "state": "状態", "bot": "ボット", "system": "システム", "file": "ファイル",
-           "link": "リンク", "reply": "返信先 #", "none": "-"},
+    "en": {
+        "title": "Chat transcript",
+        "chat": "Chat",
+        "channel": "Channel",
+        "visitor": "Visitor",
+        "agent": "Agent",
+        "department": "Department",
+        "question": "Question",
+        "started": "Started",
+        "ended": "Ended",
+        "completed": "Completed",
+        "state": "State",
+        "bot": "Bot",
+        "system": "System",
+        "file": "File",
+        "link": "Link",
+        "reply": "reply to #",
+        "none": "-",
+    },
+    "ja": {
+        "title": "チャット記録",
+        "chat": "チャット",
+        "channel": "チャネル",
+        "visitor": "訪問者",
+        "agent": "担当者",
+        "department": "部門",
+        "question": "質問",
+        "started": "開始",
+        "ended": "終了",
+        "completed": "完了",
+        "state": "状態",
+        "bot": "ボット",
+        "system": "システム",
+        "file": "ファイル",
+        "link": "リンク",
+        "reply": "返信先 #",
+        "none": "-",
+    },
 }
 
 
@@ -85,24 +115,36 @@ class Document:
         t = LABELS[lang]
         show = lambda when: when.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z") if when else t["none"]
         names = {p["agent_id"]: p["name"] or p["agent_id"] for p in people}
-        agents = ", ".join(names.get(a, a) for a in dict.fromkeys(
-            [chat["agent_id"]] * bool(chat["agent_id"]) + [p["agent_id"] for p in people])) or t["none"]
+        agents = (
+            ", ".join(
+                names.get(a, a)
+                for a in dict.fromkeys([chat["agent_id"]] * bool(chat["agent_id"]) + [p["agent_id"] for p in people])
+            )
+            or t["none"]
+        )
         visitor = chat["visitor_name"] or t["visitor"]
         if chat["visitor_email"]:
             visitor += f" <{chat['visitor_email']}>"
-        header = [(t["chat"], str(chat["id"])), (t["channel"], chat["channel"]), (t["state"], chat["state"]),
-                  (t["visitor"], visitor), (t["agent"], agents), (t["department"], chat["department_id"] or t["none"]),
-                  (t["question"], chat["question"] or t["none"]), (t["started"], show(chat["started_at"])),
-                  (t["ended"], show(chat["ended_at"]))]
+        header = [
+            (t["chat"], str(chat["id"])),
+            (t["channel"], chat["channel"]),
+            (t["state"], chat["state"]),
+            (t["visitor"], visitor),
+            (t["agent"], agents),
+            (t["department"], chat["department_id"] or t["none"]),
+            (t["question"], chat["question"] or t["none"]),
+            (t["started"], show(chat["started_at"])),
+            (t["ended"], show(chat["ended_at"])),
+        ]
         if chat["completed_at"]:
             header.append((t["completed"], show(chat["completed_at"])))
         lines = []
         for row in rows:
             when = row["sent_at"].astimezone(tz).strftime("%H:%M:%S")
             who = {"visitor": chat["visitor_name"] or t["visitor"], "bot": t["bot"], "system": t["system"]}.get(
-                row["sender_kind"]) or names.get(row["sender_id"], row["sender_id"])
-            lines.append(Line(f"[{when}] #{row['seq']} {who}: {cls._content(row, lang, t)}",
-                              muted=row["kind"] == "system"))
+                row["sender_kind"]
+            ) or names.get(row["sender_id"], row["sender_id"])
+            lines.append(Line(f"[{when}] #{row['seq']} {who}: {cls._content(row, lang, t)}", muted=row["kind"] == "system"))
         return cls(t["title"], header, lines)
 
     @staticmethod
@@ -149,4 +191,3 @@ class Document:
             pdf.set_text_color(*((128, 128, 128) if line.muted else (0, 0, 0)))
             pdf.multi_cell(0, 5.5, line.text, new_x="LMARGIN", new_y="NEXT")
         return bytes(pdf.output())
-

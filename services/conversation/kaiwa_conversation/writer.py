@@ -20,10 +20,11 @@ def now() -> datetime:
 
 def jsonable(chat: dict, participants: list[dict]) -> dict:
     """A chat snapshot for the stream log (datetimes as ISO strings)."""
-    out = {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v)
-           for k, v in chat.items()}
-    out["participants"] = [{k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v)
-                            for k, v in p.items()} for p in participants]
+    out = {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v) for k, v in chat.items()}
+    out["participants"] = [
+        {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v) for k, v in p.items()}
+        for p in participants
+    ]
     return out
 
 
@@ -44,31 +45,64 @@ class ChatWriter:
         self.chat["last_seq"] += 1
         return self.chat["last_seq"]
 
-    async def append(self, drafts: list[Draft], sender_kind: str, sender_id: str, *, outgoing: bool,
-                     client_message_id: str | None = None, resent_from_seq: int | None = None,
-                     publish: bool = True) -> list[dict]:
+    async def append(
+        self,
+        drafts: list[Draft],
+        sender_kind: str,
+        sender_id: str,
+        *,
+        outgoing: bool,
+        client_message_id: str | None = None,
+        resent_from_seq: int | None = None,
+        publish: bool = True,
+    ) -> list[dict]:
         rows = []
         for d in drafts:
-            rows.append({
-                "tenant": self.tenant, "chat_id": self.chat["id"], "seq": self._next_seq(), "id": uuid.uuid4(),
-                "sender_kind": sender_kind, "sender_id": sender_id, "kind": d.kind, "channel": self.chat["channel"],
-                "text": d.text, "body": d.body(), "outgoing": outgoing, "reply_to_seq": d.reply_to_seq or None,
-                "part": d.part, "parts": d.parts, "resent_from_seq": resent_from_seq,
-                "client_message_id": client_message_id, "emoji_only": d.emoji_only,
-                "status": "sent" if outgoing else None, "failure_reason": ""})
+            rows.append(
+                {
+                    "tenant": self.tenant,
+                    "chat_id": self.chat["id"],
+                    "seq": self._next_seq(),
+                    "id": uuid.uuid4(),
+                    "sender_kind": sender_kind,
+                    "sender_id": sender_id,
+                    "kind": d.kind,
+                    "channel": self.chat["channel"],
+                    "text": d.text,
+                    "body": d.body(),
+                    "outgoing": outgoing,
+                    "reply_to_seq": d.reply_to_seq or None,
+                    "part": d.part,
+                    "parts": d.parts,
+                    "resent_from_seq": resent_from_seq,
+                    "client_message_id": client_message_id,
+                    "emoji_only": d.emoji_only,
+                    "status": "sent" if outgoing else None,
+                    "failure_reason": "",
+                }
+            )
         await store.insert_messages(self.conn, rows)
         if sender_kind != "system":
             self.set(last_activity_at=rows[-1]["sent_at"])
         if publish:
             for r in rows:
-                await self.publish(MessageSent(
-                    chat_id=str(r["chat_id"]), seq=r["seq"], message_id=str(r["id"]), sender_kind=sender_kind,
-                    sender_id=sender_id, kind=r["kind"], text=r["text"]))
+                await self.publish(
+                    MessageSent(
+                        chat_id=str(r["chat_id"]),
+                        seq=r["seq"],
+                        message_id=str(r["id"]),
+                        sender_kind=sender_kind,
+                        sender_id=sender_id,
+                        kind=r["kind"],
+                        text=r["text"],
+                    )
+                )
         return rows
 
     async def system(self, type_name: str, reply_to_seq: int = 0, **params) -> dict:
-        draft = Draft(kind="system", reply_to_seq=reply_to_seq,
-                      system={"type": type_name, "params": {k: str(v) for k, v in params.items()}})
+        draft = Draft(
+            kind="system", reply_to_seq=reply_to_seq, system={"type": type_name, "params": {k: str(v) for k, v in params.items()}}
+        )
         return (await self.append([draft], "system", "", outgoing=False, publish=False))[0]
 
     async def snapshot(self) -> None:

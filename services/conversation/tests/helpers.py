@@ -42,8 +42,9 @@ def new_prefix() -> str:
 
 
 @contextlib.asynccontextmanager
-async def service(spec: ServiceSpec, schema: str, prefix: str, peers: dict[str, str] | None = None,
-                  port: int = 0, stop_grace: float = 1) -> AsyncIterator[ServiceRunner]:
+async def service(
+    spec: ServiceSpec, schema: str, prefix: str, peers: dict[str, str] | None = None, port: int = 0, stop_grace: float = 1
+) -> AsyncIterator[ServiceRunner]:
     """A service in this process on `port` (0: any free one), on the bus `prefix`; `peers`
     (service -> host:port) says where its gRPC channels to other services go. The channels
     are opened now, while the addresses are in the environment, so nothing else in the
@@ -65,13 +66,16 @@ async def service(spec: ServiceSpec, schema: str, prefix: str, peers: dict[str, 
 async def forwarding(js, source: str, from_prefix: str, to_prefix: str) -> AsyncIterator[None]:
     """Copy `source`'s events from one bus to another (same envelope, same Nats-Msg-Id), as
     if both services shared a bus in that one direction."""
+
     async def forward(msg) -> None:
         event_type = msg.subject.rsplit(".", 1)[-1]
-        await js.publish(subject(to_prefix, source, event_type), msg.data,
-                         headers={"Nats-Msg-Id": (msg.headers or {}).get("Nats-Msg-Id", "")})
+        await js.publish(
+            subject(to_prefix, source, event_type), msg.data, headers={"Nats-Msg-Id": (msg.headers or {}).get("Nats-Msg-Id", "")}
+        )
 
-    subscription = await js.subscribe(f"{from_prefix}.{source}.>", cb=forward,
-                                      config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+    subscription = await js.subscribe(
+        f"{from_prefix}.{source}.>", cb=forward, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+    )
     try:
         yield
     finally:
@@ -91,14 +95,15 @@ async def conversation_with_routing(conversation_spec: ServiceSpec, schema: str)
     from kaiwa_routing.main import SPEC as ROUTING
 
     conv_prefix, routing_prefix, routing_port = new_prefix(), new_prefix(), free_port()
-    async with service(conversation_spec, schema, conv_prefix,
-                       peers={"routing": f"127.0.0.1:{routing_port}"}) as conversation:
-        async with service(ROUTING, f"{schema}_rt", routing_prefix, port=routing_port,
-                           peers={"conversation": f"127.0.0.1:{conversation.port}"}) as routing:
+    async with service(conversation_spec, schema, conv_prefix, peers={"routing": f"127.0.0.1:{routing_port}"}) as conversation:
+        async with service(
+            ROUTING, f"{schema}_rt", routing_prefix, port=routing_port, peers={"conversation": f"127.0.0.1:{conversation.port}"}
+        ) as routing:
             async with forwarding(conversation.ctx.js, "conversation", conv_prefix, routing_prefix):
                 async with channel_to(conversation) as conv_channel, channel_to(routing) as routing_channel:
-                    yield Harness(conversation, ConversationServiceStub(conv_channel), routing,
-                                  RoutingServiceStub(routing_channel))
+                    yield Harness(
+                        conversation, ConversationServiceStub(conv_channel), routing, RoutingServiceStub(routing_channel)
+                    )
 
 
 class Harness:
@@ -106,21 +111,24 @@ class Harness:
         self.runner = runner
         self.stub = stub
         self.ctx = runner.ctx
-        self.routing = routing              # the routing service beside it (its own bus)
+        self.routing = routing  # the routing service beside it (its own bus)
         self.routing_stub = routing_stub
 
     async def department(self, tenant: str, name: str = "Sales") -> str:
         """A department of the tenant, created in routing by an admin."""
-        department = await self.routing_stub.UpsertDepartment(rpb.UpsertDepartmentRequest(name=name),
-                                                              metadata=auth(tenant, "admin", "root"))
+        department = await self.routing_stub.UpsertDepartment(
+            rpb.UpsertDepartmentRequest(name=name), metadata=auth(tenant, "admin", "root")
+        )
         return department.id
 
     async def routing_knows(self, tenant: str, chat_id: str) -> None:
         """Wait until routing has applied the chat's chat_started."""
+
         async def known():
             try:
-                await self.routing_stub.GetAssignment(rpb.GetAssignmentRequest(chat_id=chat_id),
-                                                      metadata=auth(tenant, "admin", "root"), timeout=0.5)
+                await self.routing_stub.GetAssignment(
+                    rpb.GetAssignmentRequest(chat_id=chat_id), metadata=auth(tenant, "admin", "root"), timeout=0.5
+                )
                 return True
             except grpc.aio.AioRpcError:
                 return False
@@ -131,16 +139,19 @@ class Harness:
         """Publish a routing event exactly as the routing service's relay does."""
         event = make_event("routing", tenant, payload)
         prefix = self.ctx.settings.subject_prefix
-        await self.ctx.js.publish(subject(prefix, "routing", event.type), event.SerializeToString(),
-                                  headers={"Nats-Msg-Id": event.id})
+        await self.ctx.js.publish(
+            subject(prefix, "routing", event.type), event.SerializeToString(), headers={"Nats-Msg-Id": event.id}
+        )
         return event
 
     async def events(self, tenant: str, event_type: str, chat_id: str | None = None) -> list[Event]:
         """Conversation events of this tenant (and chat) that reached JetStream so far."""
         prefix = self.ctx.settings.subject_prefix
         sub = await self.ctx.js.pull_subscribe(
-            subject(prefix, "conversation", event_type), durable=None,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=5.0))
+            subject(prefix, "conversation", event_type),
+            durable=None,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=5.0),
+        )
         found: list[Event] = []
         try:
             while True:
@@ -165,12 +176,10 @@ class Harness:
         fields.setdefault("channel", pb.CHANNEL_WEB)
         return await self.stub.StartChat(pb.StartChatRequest(**fields), metadata=auth(tenant, "visitor", visitor))
 
-    async def open_chat(self, tenant: str, agent: str = "agent-1", agent_name: str = "Kawane Taro",
-                        **fields) -> pb.Chat:
+    async def open_chat(self, tenant: str, agent: str = "agent-1", agent_name: str = "Kawane Taro", **fields) -> pb.Chat:
         """A chat started by a visitor and accepted by `agent` (through routing's event)."""
         chat = await self.start(tenant, **fields)
-        await self.routing_event(tenant, ChatAssigned(chat_id=chat.id, agent_id=agent, agent_name=agent_name,
-                                                      how="accepted"))
+        await self.routing_event(tenant, ChatAssigned(chat_id=chat.id, agent_id=agent, agent_name=agent_name, how="accepted"))
         return await self.wait_state(tenant, chat.id, pb.CHAT_STATE_OPEN)
 
     async def wait_state(self, tenant: str, chat_id: str, state: int, attempts: int = 200) -> pb.Chat:
@@ -183,9 +192,5 @@ class Harness:
         raise AssertionError(f"chat {chat_id} never reached {pb.ChatState.Name(state)} (is {pb.ChatState.Name(chat.state)})")
 
 
-
-
 def visitor_of(chat: pb.Chat, tenant: str):
     return auth(tenant, "visitor", chat.visitor_id)
-
-

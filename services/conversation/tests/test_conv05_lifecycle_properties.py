@@ -48,8 +48,20 @@ def test_conv05_state_machine_invariants(start, ops):
     assert lc.next_state(lc.COMPLETED, lc.REOPEN, has_owner=False) == lc.QUEUED
 
 
-API_OPS = ["assign_a", "assign_b", "visitor_msg", "agent_a_msg", "end_a", "end_visitor", "complete_a", "complete_b",
-           "reopen_a", "missed", "return_to_queue", "handover"]
+API_OPS = [
+    "assign_a",
+    "assign_b",
+    "visitor_msg",
+    "agent_a_msg",
+    "end_a",
+    "end_visitor",
+    "complete_a",
+    "complete_b",
+    "reopen_a",
+    "missed",
+    "return_to_queue",
+    "handover",
+]
 
 
 class Model:
@@ -116,8 +128,13 @@ class Model:
         raise AssertionError(op)
 
 
-STATE_OF = {lc.QUEUED: pb.CHAT_STATE_QUEUED, lc.BOT: pb.CHAT_STATE_BOT, lc.OPEN: pb.CHAT_STATE_OPEN,
-            lc.ENDED: pb.CHAT_STATE_ENDED, lc.COMPLETED: pb.CHAT_STATE_COMPLETED}
+STATE_OF = {
+    lc.QUEUED: pb.CHAT_STATE_QUEUED,
+    lc.BOT: pb.CHAT_STATE_BOT,
+    lc.OPEN: pb.CHAT_STATE_OPEN,
+    lc.ENDED: pb.CHAT_STATE_ENDED,
+    lc.COMPLETED: pb.CHAT_STATE_COMPLETED,
+}
 
 
 async def _call(call) -> grpc.StatusCode:
@@ -139,14 +156,21 @@ async def test_conv05_random_api_sequences_match_the_model(conv, bot, ops):
     for op in ops:
         expected = model.apply(op)
         if expected is None:
-            payload = {"assign_a": ChatAssigned(chat_id=chat.id, agent_id="agent-a", agent_name="A", how="accepted"),
-                       "assign_b": ChatAssigned(chat_id=chat.id, agent_id="agent-b", agent_name="B", how="assigned"),
-                       "missed": ChatMissed(chat_id=chat.id, reason="no_agent_accepted", waited_seconds=5),
-                       "return_to_queue": TransferDeclined(chat_id=chat.id, to_agent_id="agent-c", reason="busy",
-                                                           returned_to_queue=True)}[op]
+            payload = {
+                "assign_a": ChatAssigned(chat_id=chat.id, agent_id="agent-a", agent_name="A", how="accepted"),
+                "assign_b": ChatAssigned(chat_id=chat.id, agent_id="agent-b", agent_name="B", how="assigned"),
+                "missed": ChatMissed(chat_id=chat.id, reason="no_agent_accepted", waited_seconds=5),
+                "return_to_queue": TransferDeclined(
+                    chat_id=chat.id, to_agent_id="agent-c", reason="busy", returned_to_queue=True
+                ),
+            }[op]
             event = await conv.routing_event(tenant, payload)
-            await eventually(lambda event_id=event.id: conv.ctx.pool.fetchval(
-                "SELECT true FROM processed_events WHERE event_id = $1", event_id), f"{op} applied")
+            await eventually(
+                lambda event_id=event.id: conv.ctx.pool.fetchval(
+                    "SELECT true FROM processed_events WHERE event_id = $1", event_id
+                ),
+                f"{op} applied",
+            )
         else:
             call = {
                 "visitor_msg": lambda: stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="hi"), metadata=visitor),
@@ -154,11 +178,13 @@ async def test_conv05_random_api_sequences_match_the_model(conv, bot, ops):
                 "end_a": lambda: stub.EndChat(pb.EndChatRequest(chat_id=chat.id), metadata=agent_a),
                 "end_visitor": lambda: stub.EndChat(pb.EndChatRequest(chat_id=chat.id), metadata=visitor),
                 "complete_a": lambda: stub.CompleteChat(pb.CompleteChatRequest(chat_id=chat.id), metadata=agent_a),
-                "complete_b": lambda: stub.CompleteChat(pb.CompleteChatRequest(chat_id=chat.id),
-                                                        metadata=auth(tenant, "agent", "agent-b")),
+                "complete_b": lambda: stub.CompleteChat(
+                    pb.CompleteChatRequest(chat_id=chat.id), metadata=auth(tenant, "agent", "agent-b")
+                ),
                 "reopen_a": lambda: stub.ReopenChat(pb.ReopenChatRequest(chat_id=chat.id), metadata=agent_a),
-                "handover": lambda: stub.HandOverToHuman(pb.HandOverToHumanRequest(chat_id=chat.id),
-                                                         metadata=auth(tenant, "service", "bot")),
+                "handover": lambda: stub.HandOverToHuman(
+                    pb.HandOverToHumanRequest(chat_id=chat.id), metadata=auth(tenant, "service", "bot")
+                ),
             }[op]()
             assert await _call(call) == expected, (op, ops)
         current = await stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=auth(tenant, "admin", "root"))

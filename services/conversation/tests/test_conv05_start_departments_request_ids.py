@@ -30,8 +30,9 @@ def start(conv, tenant, visitor="v-1", stub=None, **fields):
 
 
 async def chats_of(conv, tenant, visitor) -> list[str]:
-    reply = await conv.stub.ListVisitorChats(pb.ListVisitorChatsRequest(visitor_id=visitor),
-                                             metadata=auth(tenant, "admin", "root"))
+    reply = await conv.stub.ListVisitorChats(
+        pb.ListVisitorChatsRequest(visitor_id=visitor), metadata=auth(tenant, "admin", "root")
+    )
     return [h.chat.id for h in reply.chats]
 
 
@@ -61,8 +62,9 @@ async def silent_server():
 async def replica_reaching_routing_at(conv, address: str):
     """A second conversation replica on the same database whose routing is at `address`."""
     schema = conv.runner.schema
-    async with service(make_spec(schema=schema, countdown_scale=COUNTDOWN_SCALE), schema, new_prefix(),
-                       peers={"routing": address}) as runner:
+    async with service(
+        make_spec(schema=schema, countdown_scale=COUNTDOWN_SCALE), schema, new_prefix(), peers={"routing": address}
+    ) as runner:
         async with channel_to(runner) as channel:
             yield ConversationServiceStub(channel)
 
@@ -74,18 +76,24 @@ async def test_conv05_start_chat_in_one_of_the_tenants_departments(conv, tenant)
     started = await eventually(lambda: conv.events(tenant, "chat_started", chat.id), "chat_started")
     assert started[0].chat_started.department_id == sales
     await conv.routing_knows(tenant, chat.id)
-    assignment = await conv.routing_stub.GetAssignment(rpb.GetAssignmentRequest(chat_id=chat.id),
-                                                       metadata=auth(tenant, "admin", "root"))
+    assignment = await conv.routing_stub.GetAssignment(
+        rpb.GetAssignmentRequest(chat_id=chat.id), metadata=auth(tenant, "admin", "root")
+    )
     assert (assignment.department_id, assignment.state) == (sales, rpb.ASSIGNMENT_STATE_QUEUED)
 
 
 async def test_conv05_start_chat_refuses_departments_that_are_not_the_tenants(conv, tenant):
     others = await conv.department(f"other-{tenant}")
-    for department, code in (("sales", grpc.StatusCode.INVALID_ARGUMENT), ("12345", grpc.StatusCode.INVALID_ARGUMENT),
-                             (str(uuid.uuid4()), grpc.StatusCode.NOT_FOUND), (others, grpc.StatusCode.NOT_FOUND)):
+    for department, code in (
+        ("sales", grpc.StatusCode.INVALID_ARGUMENT),
+        ("12345", grpc.StatusCode.INVALID_ARGUMENT),
+        (str(uuid.uuid4()), grpc.StatusCode.NOT_FOUND),
+        (others, grpc.StatusCode.NOT_FOUND),
+    ):
         assert await status_of(start(conv, tenant, department_id=department)) == code, department
-    assert await status_of(start(conv, tenant, bot_id="faq", department_id=str(uuid.uuid4()))) == \
-        grpc.StatusCode.NOT_FOUND, "a bot chat's department is checked the same"
+    assert await status_of(start(conv, tenant, bot_id="faq", department_id=str(uuid.uuid4()))) == grpc.StatusCode.NOT_FOUND, (
+        "a bot chat's department is checked the same"
+    )
     assert await chats_of(conv, tenant, "v-1") == []
     await asyncio.sleep(0.3)
     assert await conv.events(tenant, "chat_started") == []
@@ -119,8 +127,10 @@ async def test_conv05_start_chat_request_id_returns_the_chat_the_first_call_crea
     again = await start(conv, tenant, department_id=sales, question="hi", request_id="req-1")
     together = await asyncio.gather(*(start(conv, tenant, department_id=sales, request_id="req-2") for _ in range(5)))
     assert again.id == first.id and len({c.id for c in together}) == 1
-    assert await status_of(start(conv, tenant, department_id=sales, question="other", request_id="req-1")) == \
-        grpc.StatusCode.INVALID_ARGUMENT, "one request id never stands for two requests"
+    assert (
+        await status_of(start(conv, tenant, department_id=sales, question="other", request_id="req-1"))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    ), "one request id never stands for two requests"
     assert await status_of(start(conv, tenant, request_id="x" * 129)) == grpc.StatusCode.INVALID_ARGUMENT
     someone_else = await start(conv, tenant, "v-2", department_id=sales, question="hi", request_id="req-1")
     assert someone_else.id != first.id, "request ids are per caller"
@@ -132,8 +142,10 @@ async def test_conv05_start_chat_request_id_returns_the_chat_the_first_call_crea
     async with replica_reaching_routing_at(conv, f"127.0.0.1:{free_port()}") as stub:
         retried = await start(conv, tenant, stub=stub, department_id=sales, question="hi", request_id="req-1")
         assert retried.id == first.id
-        assert await status_of(start(conv, tenant, stub=stub, department_id=sales, request_id="req-3")) == \
-            grpc.StatusCode.UNAVAILABLE
+        assert (
+            await status_of(start(conv, tenant, stub=stub, department_id=sales, request_id="req-3"))
+            == grpc.StatusCode.UNAVAILABLE
+        )
 
 
 async def test_conv07_add_note_request_id_adds_the_note_once(conv, tenant):
@@ -152,8 +164,9 @@ async def test_conv07_add_note_request_id_adds_the_note_once(conv, tenant):
 async def test_conv03_post_system_event_request_id_posts_once(conv, tenant):
     chat = await conv.open_chat(tenant)
     service_md = auth(tenant, "service", "desk")
-    request = pb.PostSystemEventRequest(chat_id=chat.id, type="converted_to_ticket", params={"ticket_number": "6165"},
-                                        request_id="ticket-6165")
+    request = pb.PostSystemEventRequest(
+        chat_id=chat.id, type="converted_to_ticket", params={"ticket_number": "6165"}, request_id="ticket-6165"
+    )
     first, again = [await conv.stub.PostSystemEvent(request, metadata=service_md) for _ in range(2)]
     assert (again.id, again.seq, again.system.rendered) == (first.id, first.seq, first.system.rendered)
     messages = await conv.stub.ListMessages(pb.ListMessagesRequest(chat_id=chat.id), metadata=service_md)
@@ -164,8 +177,12 @@ async def test_conv04_resend_request_id_resends_once(conv, tenant):
     chat = await conv.open_chat(tenant, channel=pb.CHANNEL_WHATSAPP)
     agent, channel = auth(tenant, "agent", AGENT), auth(tenant, "service", "whatsapp-adapter")
     sent = await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="Here is the form"), metadata=agent)
-    await conv.stub.UpdateMessageStatus(pb.UpdateMessageStatusRequest(
-        chat_id=chat.id, seq=sent.seq, status=pb.MESSAGE_STATUS_FAILED, failure_reason="channel_error"), metadata=channel)
+    await conv.stub.UpdateMessageStatus(
+        pb.UpdateMessageStatusRequest(
+            chat_id=chat.id, seq=sent.seq, status=pb.MESSAGE_STATUS_FAILED, failure_reason="channel_error"
+        ),
+        metadata=channel,
+    )
     request = pb.ResendMessageRequest(chat_id=chat.id, seq=sent.seq, request_id="resend-1")
     first, again = [await conv.stub.ResendMessage(request, metadata=agent) for _ in range(2)]
     assert (again.id, again.seq, again.text) == (first.id, first.seq, "Here is the form")

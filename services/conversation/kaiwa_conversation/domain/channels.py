@@ -19,17 +19,21 @@ MARKUP = ("bold", "italic", "underline", "color")
 IMAGES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 VIDEOS = ("video/mp4",)
 AUDIO = ("audio/ogg", "audio/mpeg", "audio/aac", "audio/mp4")
-DOCUMENTS = ("application/pdf", "text/plain", "application/msword",
-             "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-             "application/vnd.ms-excel",
-             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+DOCUMENTS = (
+    "application/pdf",
+    "text/plain",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
 MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Channel:
     name: str
-    statuses: frozenset[str]          # reported by the channel; "sent" and "failed" are ours
+    statuses: frozenset[str]  # reported by the channel; "sent" and "failed" are ours
     reply_to: bool
     rich_types: frozenset[str]
     typing_indicator: bool
@@ -45,23 +49,74 @@ class Channel:
 
 
 def _channel(name, statuses, reply_to, rich, typing, preview, window_hours, max_text, max_mb, types, markup):
-    return Channel(name, frozenset({SENT, FAILED, *statuses}), reply_to, frozenset(rich), typing, preview,
-                   timedelta(hours=window_hours) if window_hours else None, max_text, max_mb * MB,
-                   tuple(types), frozenset(markup))
+    return Channel(
+        name,
+        frozenset({SENT, FAILED, *statuses}),
+        reply_to,
+        frozenset(rich),
+        typing,
+        preview,
+        timedelta(hours=window_hours) if window_hours else None,
+        max_text,
+        max_mb * MB,
+        tuple(types),
+        frozenset(markup),
+    )
 
 
 ALL_FILES = IMAGES + VIDEOS + AUDIO + DOCUMENTS
 
-CHANNELS: dict[str, Channel] = {c.name: c for c in (
-    #        name         statuses reported      reply  rich elements                       typing preview window text  MB  file types             markup
-    _channel("web",       (DELIVERED, READ),     False, RICH_TYPES,                         True,  True,   None, 10000, 25, ALL_FILES,             MARKUP),
-    _channel("whatsapp",  (DELIVERED, READ),     True,  ("buttons", "quick_replies", "template"), True, True, 24, 4096, 16, ALL_FILES,          ("bold", "italic")),
-    _channel("instagram", (READ,),               False, ("carousel", "quick_replies"),      False, True,   None, 1000,  8, IMAGES + VIDEOS + AUDIO, ()),
-    _channel("messenger", (DELIVERED, READ),     True,  ("buttons", "carousel", "quick_replies", "template"), True, True, None, 2000, 25, ALL_FILES, ()),
-    _channel("telegram",  (),                    False, ("buttons",),                       False, True,   None, 4096, 50, ALL_FILES,             ("bold", "italic", "underline")),
-    _channel("line",      (READ,),               False, ("quick_replies",),                 False, False,  None, 5000, 10, IMAGES + VIDEOS + AUDIO + ("application/pdf",), ()),
-    _channel("wechat",    (),                    False, ("list",),                          False, False,  None, 2048, 10, IMAGES + VIDEOS + AUDIO, ()),
-)}
+CHANNELS: dict[str, Channel] = {
+    c.name: c
+    for c in (
+        #        name         statuses reported      reply  rich elements                       typing preview window text  MB  file types             markup
+        _channel("web", (DELIVERED, READ), False, RICH_TYPES, True, True, None, 10000, 25, ALL_FILES, MARKUP),
+        _channel(
+            "whatsapp",
+            (DELIVERED, READ),
+            True,
+            ("buttons", "quick_replies", "template"),
+            True,
+            True,
+            24,
+            4096,
+            16,
+            ALL_FILES,
+            ("bold", "italic"),
+        ),
+        _channel(
+            "instagram", (READ,), False, ("carousel", "quick_replies"), False, True, None, 1000, 8, IMAGES + VIDEOS + AUDIO, ()
+        ),
+        _channel(
+            "messenger",
+            (DELIVERED, READ),
+            True,
+            ("buttons", "carousel", "quick_replies", "template"),
+            True,
+            True,
+            None,
+            2000,
+            25,
+            ALL_FILES,
+            (),
+        ),
+        _channel("telegram", (), False, ("buttons",), False, True, None, 4096, 50, ALL_FILES, ("bold", "italic", "underline")),
+        _channel(
+            "line",
+            (READ,),
+            False,
+            ("quick_replies",),
+            False,
+            False,
+            None,
+            5000,
+            10,
+            IMAGES + VIDEOS + AUDIO + ("application/pdf",),
+            (),
+        ),
+        _channel("wechat", (), False, ("list",), False, False, None, 2048, 10, IMAGES + VIDEOS + AUDIO, ()),
+    )
+}
 
 
 def channel(name: str) -> Channel:

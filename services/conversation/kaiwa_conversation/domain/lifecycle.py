@@ -26,7 +26,14 @@ STATES = (QUEUED, BOT, OPEN, ENDED, COMPLETED)
 LIVE = frozenset({QUEUED, BOT, OPEN})
 
 ASSIGN, HANDOVER, RETURN_TO_QUEUE, END, MISS, COMPLETE, REOPEN = (
-    "assign", "handover", "return_to_queue", "end", "miss", "complete", "reopen")
+    "assign",
+    "handover",
+    "return_to_queue",
+    "end",
+    "miss",
+    "complete",
+    "reopen",
+)
 
 END_REASONS = ("agent", "countdown", "visitor", "inactivity", "missed")
 
@@ -34,7 +41,7 @@ _TRANSITIONS: dict[tuple[str, str], str] = {
     (BOT, HANDOVER): QUEUED,
     (BOT, ASSIGN): OPEN,
     (QUEUED, ASSIGN): OPEN,
-    (OPEN, ASSIGN): OPEN,                 # transfer / reassignment
+    (OPEN, ASSIGN): OPEN,  # transfer / reassignment
     (OPEN, RETURN_TO_QUEUE): QUEUED,
     (BOT, END): ENDED,
     (QUEUED, END): ENDED,
@@ -42,7 +49,7 @@ _TRANSITIONS: dict[tuple[str, str], str] = {
     (QUEUED, MISS): ENDED,
     (OPEN, COMPLETE): COMPLETED,
     (ENDED, COMPLETE): COMPLETED,
-    (COMPLETED, REOPEN): OPEN,            # or QUEUED when nobody owns it (see next_state)
+    (COMPLETED, REOPEN): OPEN,  # or QUEUED when nobody owns it (see next_state)
     (ENDED, REOPEN): OPEN,
 }
 

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from .channels import DELIVERED, FAILED, READ, SENT, Channel
 
-MAX_TEXT = 20000                 # a single request; longer texts are refused, not split
+MAX_TEXT = 20000  # a single request; longer texts are refused, not split
 MAX_NOTE = 5000
 KINDS = ("text", "file", "link", "rich", "note", "system")
 SENDERS = ("visitor", "agent", "bot", "system")
@@ -34,8 +34,16 @@ class Span:
     color: str = ""
 
     def styles(self) -> set[str]:
-        return {s for s, on in (("bold", self.bold), ("italic", self.italic), ("underline", self.underline),
-                                ("color", bool(self.color))) if on}
+        return {
+            s
+            for s, on in (
+                ("bold", self.bold),
+                ("italic", self.italic),
+                ("underline", self.underline),
+                ("color", bool(self.color)),
+            )
+            if on
+        }
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ class Draft:
     file: dict | None = None
     link: dict | None = None
     rich: dict | None = None
-    system: dict | None = None       # {"type": ..., "params": {...}} for system messages
+    system: dict | None = None  # {"type": ..., "params": {...}} for system messages
     reply_to_seq: int = 0
     emoji_only: bool = False
     part: int = 0
@@ -118,8 +126,9 @@ def check_file(file: dict, channel: Channel, inbound: bool = False) -> dict:
     notice = ""
     if mime not in channel.file_types:
         if not inbound:
-            raise ValueError(f"file type {mime or '(none)'} is not supported on {channel.name}; "
-                             f"supported: {', '.join(channel.file_types)}")
+            raise ValueError(
+                f"file type {mime or '(none)'} is not supported on {channel.name}; supported: {', '.join(channel.file_types)}"
+            )
         notice = "unsupported_type"
     elif size > channel.max_file_bytes:
         if not inbound:
@@ -134,8 +143,7 @@ def check_file(file: dict, channel: Channel, inbound: bool = False) -> dict:
         display, preview = "link", ""
         if inbound and previewable and not notice:
             notice = "preview_unavailable"  # LINE, WeChat: no previews of what the customer sends
-    out = {"name": name, "mime_type": mime, "size_bytes": size, "url": file["url"], "display": display,
-           "preview_url": preview}
+    out = {"name": name, "mime_type": mime, "size_bytes": size, "url": file["url"], "display": display, "preview_url": preview}
     if notice:
         out["notice"] = notice
     return out
@@ -164,8 +172,10 @@ def check_rich(rich: dict, channel: Channel) -> dict:
     if kind not in ("buttons", "carousel", "list", "quick_replies", "template"):
         raise ValueError("rich.type must be buttons, carousel, list, quick_replies or template")
     if kind not in channel.rich_types:
-        raise ValueError(f"channel {channel.name} does not support {kind} elements "
-                         f"(it supports {', '.join(sorted(channel.rich_types)) or 'none'})")
+        raise ValueError(
+            f"channel {channel.name} does not support {kind} elements "
+            f"(it supports {', '.join(sorted(channel.rich_types)) or 'none'})"
+        )
     out: dict = {"type": kind}
     if kind == "template":
         name, language = rich.get("template_name") or "", rich.get("template_language") or ""
@@ -191,9 +201,14 @@ def check_rich(rich: dict, channel: Channel) -> dict:
             buttons = card.get("buttons") or []
             if len(buttons) > 3:
                 raise ValueError(f"rich.cards[{i}] has more than 3 buttons")
-            out["cards"].append({"title": title, "subtitle": (card.get("subtitle") or "")[:80],
-                                 "image_url": card.get("image_url") or "",
-                                 "buttons": [_check_option(b, f"rich.cards[{i}].buttons[{j}]") for j, b in enumerate(buttons)]})
+            out["cards"].append(
+                {
+                    "title": title,
+                    "subtitle": (card.get("subtitle") or "")[:80],
+                    "image_url": card.get("image_url") or "",
+                    "buttons": [_check_option(b, f"rich.cards[{i}].buttons[{j}]") for j, b in enumerate(buttons)],
+                }
+            )
     else:
         options = rich.get("options") or []
         if not 1 <= len(options) <= RICH_LIMITS[kind]:
@@ -207,8 +222,7 @@ def is_emoji_only(text: str) -> bool:
     stripped = [c for c in text if not c.isspace()]
     if not stripped:
         return False
-    return all(0x1F000 <= ord(c) <= 0x1FAFF or 0x2600 <= ord(c) <= 0x27BF or c in "\u200d\ufe0f\u20e3"
-               for c in stripped)
+    return all(0x1F000 <= ord(c) <= 0x1FAFF or 0x2600 <= ord(c) <= 0x27BF or c in "\u200d\ufe0f\u20e3" for c in stripped)
 
 
 def split(draft: Draft, limit: int) -> list[Draft]:
@@ -218,7 +232,7 @@ def split(draft: Draft, limit: int) -> list[Draft]:
         return [draft]
     cuts, start = [], 0
     while len(text) - start > limit:
-        window = text[start:start + limit]
+        window = text[start : start + limit]
         cut = max(window.rfind(b) + 1 for b in _BREAKS)
         if cut <= limit // 2:
             cut = limit
@@ -227,10 +241,12 @@ def split(draft: Draft, limit: int) -> list[Draft]:
     cuts.append((start, len(text)))
     parts = []
     for n, (a, b) in enumerate(cuts, 1):
-        spans = tuple(replace(s, start=max(s.start, a) - a, end=min(s.end, b) - a)
-                      for s in draft.spans if s.start < b and s.end > a)
-        parts.append(replace(draft, text=text[a:b], spans=spans, part=n, parts=len(cuts),
-                             reply_to_seq=draft.reply_to_seq if n == 1 else 0))
+        spans = tuple(
+            replace(s, start=max(s.start, a) - a, end=min(s.end, b) - a) for s in draft.spans if s.start < b and s.end > a
+        )
+        parts.append(
+            replace(draft, text=text[a:b], spans=spans, part=n, parts=len(cuts), reply_to_seq=draft.reply_to_seq if n == 1 else 0)
+        )
     return parts
 
 
@@ -255,4 +271,3 @@ def next_status(current: str, new: str, channel: Channel) -> str | None:
     if _RANK[new] < _RANK[current]:
         raise LookupError(f"status cannot go back from {current} to {new}")
     return new
-

@@ -14,11 +14,11 @@ from datetime import datetime
 @dataclass(frozen=True)
 class SystemType:
     name: str
-    params: tuple[str, ...]          # required parameters
+    params: tuple[str, ...]  # required parameters
     ja: str
     en: str
     internal: bool = False
-    external: bool = False           # may be posted by another service (PostSystemEvent)
+    external: bool = False  # may be posted by another service (PostSystemEvent)
 
 
 _TYPES = (
@@ -29,27 +29,58 @@ _TYPES = (
     SystemType("ended", ("time",), "チャットが終了しました({time})", "Chat ended ({time})"),
     SystemType("completed", ("agent_name",), "{agent_name}がチャットを完了しました", "{agent_name} completed the chat"),
     SystemType("auto_completed", (), "チャットが自動で完了しました", "Chat auto-completed after inactivity"),
-    SystemType("converted_to_ticket", ("ticket_number",),
-               "チャットをもとに問い合わせが作成されました(問い合わせ番号:{ticket_number})",
-               "A ticket was created from this chat (ticket number: {ticket_number})", external=True),
-    SystemType("visitor_blocked", ("agent_name",), "{agent_name}が利用者をブロックしました",
-               "{agent_name} blocked the visitor", external=True),
-    SystemType("visitor_unblocked", ("agent_name",), "{agent_name}が利用者のブロックを解除しました",
-               "{agent_name} unblocked the visitor", external=True),
+    SystemType(
+        "converted_to_ticket",
+        ("ticket_number",),
+        "チャットをもとに問い合わせが作成されました(問い合わせ番号:{ticket_number})",
+        "A ticket was created from this chat (ticket number: {ticket_number})",
+        external=True,
+    ),
+    SystemType(
+        "visitor_blocked",
+        ("agent_name",),
+        "{agent_name}が利用者をブロックしました",
+        "{agent_name} blocked the visitor",
+        external=True,
+    ),
+    SystemType(
+        "visitor_unblocked",
+        ("agent_name",),
+        "{agent_name}が利用者のブロックを解除しました",
+        "{agent_name} unblocked the visitor",
+        external=True,
+    ),
     SystemType("bot_handover", (), "ボットがチャットを担当者に転送しました", "The bot handed the chat over to an agent"),
     SystemType("countdown_started", ("seconds",), "サポートは{seconds}秒後に終了します", "Support will end in {seconds} seconds"),
     SystemType("countdown_cancelled", ("by",), "サポート終了を中断しました", "Support end interrupted"),
-    SystemType("missed", ("reason",), "対応できる担当者がいなかったため、チャットは不在チャットになりました",
-               "No agent took the chat: it was missed"),
+    SystemType(
+        "missed",
+        ("reason",),
+        "対応できる担当者がいなかったため、チャットは不在チャットになりました",
+        "No agent took the chat: it was missed",
+    ),
     SystemType("returned_to_queue", (), "チャットは待機列に戻りました", "The chat is waiting for an agent again"),
-    SystemType("transfer_requested", ("from_name", "target", "note"),
-               "{from_name}が{target}への転送を依頼しました(メモ: {note})",
-               "{from_name} asked to transfer the chat to {target} (note: {note})", internal=True),
-    SystemType("transfer_declined", ("target", "reason", "note"),
-               "{target}が転送を辞退しました: {reason}(メモ: {note})",
-               "{target} declined the transfer: {reason} (note: {note})", internal=True),
-    SystemType("agent_invited", ("agent_name", "by_name"), "{by_name}が{agent_name}をチャットに招待しました",
-               "{by_name} invited {agent_name} to the chat", internal=True),
+    SystemType(
+        "transfer_requested",
+        ("from_name", "target", "note"),
+        "{from_name}が{target}への転送を依頼しました(メモ: {note})",
+        "{from_name} asked to transfer the chat to {target} (note: {note})",
+        internal=True,
+    ),
+    SystemType(
+        "transfer_declined",
+        ("target", "reason", "note"),
+        "{target}が転送を辞退しました: {reason}(メモ: {note})",
+        "{target} declined the transfer: {reason} (note: {note})",
+        internal=True,
+    ),
+    SystemType(
+        "agent_invited",
+        ("agent_name", "by_name"),
+        "{by_name}が{agent_name}をチャットに招待しました",
+        "{by_name} invited {agent_name} to the chat",
+        internal=True,
+    ),
 )
 
 TYPES: dict[str, SystemType] = {t.name: t for t in _TYPES}
