@@ -7,7 +7,7 @@ STAMP_ENV := $(VENV)/.stamp-env
 STAMP_GEN := gen/.stamp-gen
 STAMP_DEV := $(VENV)/.stamp-dev
 
-.PHONY: setup proto run test bench clean token
+.PHONY: setup proto run lint test bench clean token
 
 setup: $(STAMP_GEN) $(STAMP_DEV)
 
@@ -39,8 +39,14 @@ proto: $(STAMP_GEN)
 run: setup
 	$(BIN)/python -m kaiwa_common.devrun
 
-# Unit, integration (real PostgreSQL + NATS, started by the run) and e2e tests.
-test: setup
+# ruff (lint and format) on the Python tree, buf's STANDARD rules on the contracts.
+lint: setup
+	$(BIN)/ruff check --quiet .
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/buf lint
+
+# Lint, then unit, integration (real PostgreSQL + NATS, started by the run) and e2e tests.
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
