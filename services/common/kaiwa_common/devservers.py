@@ -16,7 +16,12 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
+
+# pgserver asks platformdirs for a runtime folder it does not need; without a login
+# session (CI, containers) that only prints a warning on every start.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 PG_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
 PR_SET_PDEATHSIG = 1
