@@ -47,10 +47,11 @@ class NotAssignedYet(PermissionDenied):
 
 
 class AssignmentGate:
-    def __init__(self, ctx, routing, hub, settle_seconds: float = SETTLE_SECONDS):
-        self.ctx = ctx
-        self.routing = routing
-        self.hub = hub
+    def __init__(self, deps, settle_seconds: float = SETTLE_SECONDS):
+        """deps: unit_of_work.Deps (the pool, routing, the live hub)."""
+        self.ctx = deps.ctx
+        self.routing = deps.routing
+        self.hub = deps.hub
         self.settle_seconds = settle_seconds
 
     async def run(self, tenant: str, use_case: Callable[[], Awaitable[T]]) -> T:
@@ -88,7 +89,7 @@ class AssignmentGate:
     async def _applied(self, tenant: str, refused: NotAssignedYet) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settle_seconds
-        with self.hub.watch(refused.chat_id) as watcher:  # registered before reading: no wake-up lost
+        with self.hub.subscribe(refused.chat_id) as subscription:  # registered before reading: no wake-up lost
             while True:
                 async with self.ctx.pool.acquire() as conn:
                     if await store.has_agent(conn, tenant, refused.chat_id, refused.agent_id, owner_only=refused.need == OWNER):
@@ -96,7 +97,4 @@ class AssignmentGate:
                 left = deadline - loop.time()
                 if left <= 0:
                     return False
-                try:
-                    await asyncio.wait_for(watcher.queue.get(), min(left, RECHECK_SECONDS))
-                except asyncio.TimeoutError:
-                    pass
+                await subscription.next(min(left, RECHECK_SECONDS))  # a wake-up, or time to look again

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from kaiwa.events.v1.conversation_pb2 import ChatStarted
 
+from kaiwa_common.auth import VISITOR
 from kaiwa_common.db import unit_of_work
 from kaiwa_common.emails import valid_email
 from kaiwa_common.errors import InvalidArgument, NotFound, PermissionDenied, parse_uuid
@@ -27,10 +28,8 @@ from kaiwa_common.idempotency import MAX_REQUEST_ID, claim_request, fingerprint_
 
 from . import store
 from .domain import lifecycle as lc
-from .domain.messages import Draft
-from .handlers import Actor, Conversation, short
-from .routing_client import RoutingClient
-from .writer import ChatWriter
+from .domain.messages import Draft, check_field
+from .unit_of_work import Actor, ChatWriter, Deps
 
 
 @dataclass(frozen=True)
@@ -45,95 +44,97 @@ class StartRequest:
     request_id: str = ""
 
 
-class ChatStarter:
-    def __init__(self, conversation: Conversation, routing: RoutingClient):
-        self.conversation = conversation
-        self.routing = routing
-        self.ctx = conversation.ctx
+async def start_chat(deps: Deps, actor: Actor, req: StartRequest) -> tuple[dict, list[dict]]:
+    """The new chat (or, for a repeated request_id, the one the first call created) and
+    its participants."""
+    req = _validated(actor, req)
+    scope = f"StartChat:{actor.role}:{actor.sub}"
+    fingerprint = fingerprint_of(
+        req.channel, req.department_id, req.question, req.visitor_name, req.visitor_email, req.visitor_id, req.bot_id
+    )
+    if req.request_id:  # a retry returns at once, even while routing is away
+        async with deps.ctx.pool.acquire() as conn:
+            earlier = await store.request_result(conn, actor.tenant, scope, req.request_id, fingerprint)
+            if earlier is not None:
+                return await _existing(conn, actor.tenant, earlier)
+    if req.department_id:
+        await deps.routing.check_department(actor.tenant, req.department_id)
+    async with unit_of_work(deps.ctx.pool) as conn:
+        claim = await claim_request(conn, actor.tenant, scope, req.request_id, fingerprint)
+        if claim.result_id:  # a concurrent retry committed first
+            return await _existing(conn, actor.tenant, claim.result_id)
+        chat = await _create(deps, conn, actor.tenant, req)
+        await claim.record(conn, str(chat["id"]))
+    return chat, []
 
-    async def start(self, actor: Actor, req: StartRequest) -> tuple[dict, list[dict]]:
-        """The new chat (or, for a repeated request_id, the one the first call created) and
-        its participants."""
-        req = self._validated(actor, req)
-        scope = f"StartChat:{actor.role}:{actor.sub}"
-        fingerprint = fingerprint_of(
-            req.channel, req.department_id, req.question, req.visitor_name, req.visitor_email, req.visitor_id, req.bot_id
-        )
-        if req.request_id:  # a retry returns at once, even while routing is away
-            async with self.ctx.pool.acquire() as conn:
-                earlier = await store.request_result(conn, actor.tenant, scope, req.request_id, fingerprint)
-                if earlier is not None:
-                    return await self._existing(conn, actor.tenant, earlier)
-        if req.department_id:
-            await self.routing.check_department(actor.tenant, req.department_id)
-        async with unit_of_work(self.ctx.pool) as conn:
-            claim = await claim_request(conn, actor.tenant, scope, req.request_id, fingerprint)
-            if claim.result_id:  # a concurrent retry committed first
-                return await self._existing(conn, actor.tenant, claim.result_id)
-            chat = await self._create(conn, actor.tenant, req)
-            await claim.record(conn, str(chat["id"]))
-        return chat, []
 
-    @staticmethod
-    def _validated(actor: Actor, req: StartRequest) -> StartRequest:
-        visitor_id = req.visitor_id
-        if actor.role == "visitor":
-            if visitor_id and visitor_id != actor.sub:
-                raise PermissionDenied("a visitor token starts chats for its own visitor only; leave visitor_id empty")
-            visitor_id = actor.sub
-        if len(req.request_id) > MAX_REQUEST_ID:
-            raise InvalidArgument(f"request_id: at most {MAX_REQUEST_ID} characters")
-        email = short(req.visitor_email, "visitor_email", 254)
-        department_id = short(req.department_id, "department_id", 64)
-        return StartRequest(
-            channel=req.channel,
-            department_id=parse_uuid(department_id, "department_id") if department_id else "",
-            question=short(req.question, "question", 2000),
-            visitor_name=short(req.visitor_name, "visitor_name", 100),
-            visitor_email=valid_email(email, "visitor_email") if email else "",
-            visitor_id=short(visitor_id, "visitor_id", 128, required=True),
-            bot_id=short(req.bot_id, "bot_id", 64),
-            request_id=req.request_id,
-        )
+def checked_department(value: str) -> str:
+    """A department id as given (empty: no department), or InvalidArgument if not a UUID;
+    whether it is the tenant's is routing's answer (RoutingClient.check_department)."""
+    value = check_field(value, "department_id", 64)
+    return parse_uuid(value, "department_id") if value else ""
 
-    async def _existing(self, conn, tenant: str, chat_id: str) -> tuple[dict, list[dict]]:
-        chat = await store.get_chat(conn, tenant, uuid.UUID(chat_id))
-        if chat is None:
-            raise NotFound(f"chat {chat_id} not found")
-        return chat, (await store.participants(conn, tenant, [chat["id"]])).get(str(chat["id"]), [])
 
-    async def _create(self, conn, tenant: str, req: StartRequest) -> dict:
-        state = lc.BOT if req.bot_id else lc.QUEUED
-        chat = await store.insert_chat(
-            conn,
-            tenant,
-            {
-                "id": uuid.uuid4(),
-                "channel": req.channel,
-                "state": state,
-                "department_id": req.department_id,
-                "visitor_id": req.visitor_id,
-                "visitor_name": req.visitor_name,
-                "visitor_email": req.visitor_email,
-                "question": req.question,
-                "bot_id": req.bot_id,
-            },
+def _validated(actor: Actor, req: StartRequest) -> StartRequest:
+    visitor_id = req.visitor_id
+    if actor.role == VISITOR:
+        if visitor_id and visitor_id != actor.sub:
+            raise PermissionDenied("a visitor token starts chats for its own visitor only; leave visitor_id empty")
+        visitor_id = actor.sub
+    if len(req.request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument(f"request_id: at most {MAX_REQUEST_ID} characters")
+    return StartRequest(
+        channel=req.channel,
+        department_id=checked_department(req.department_id),
+        question=check_field(req.question, "question", 2000),
+        visitor_name=check_field(req.visitor_name, "visitor_name", 100),
+        # As typed (the CRM shows it so and matches it case-insensitively); empty: none given.
+        visitor_email=valid_email(req.visitor_email, "visitor_email") if req.visitor_email.strip() else "",
+        visitor_id=check_field(visitor_id, "visitor_id", 128, required=True),
+        bot_id=check_field(req.bot_id, "bot_id", 64),
+        request_id=req.request_id,
+    )
+
+
+async def _existing(conn, tenant: str, chat_id: str) -> tuple[dict, list[dict]]:
+    chat = await store.get_chat(conn, tenant, uuid.UUID(chat_id))
+    if chat is None:
+        raise NotFound(f"chat {chat_id} not found")
+    return chat, await store.participants_of(conn, tenant, chat["id"])
+
+
+async def _create(deps: Deps, conn, tenant: str, req: StartRequest) -> dict:
+    state = lc.BOT if req.bot_id else lc.QUEUED
+    chat = await store.insert_chat(
+        conn,
+        tenant,
+        {
+            "id": uuid.uuid4(),
+            "channel": req.channel,
+            "state": state,
+            "department_id": req.department_id,
+            "visitor_id": req.visitor_id,
+            "visitor_name": req.visitor_name,
+            "visitor_email": req.visitor_email,
+            "question": req.question,
+            "bot_id": req.bot_id,
+        },
+    )
+    w = ChatWriter(conn, deps.ctx.outbox, deps.hub.channel, chat)
+    await w.snapshot()
+    if req.question:
+        await w.append([Draft(kind="text", text=req.question)], "visitor", req.visitor_id, outgoing=False)
+    await w.publish(
+        ChatStarted(
+            chat_id=str(chat["id"]),
+            channel=f"CHANNEL_{req.channel.upper()}",
+            department_id=req.department_id,
+            visitor_id=req.visitor_id,
+            visitor_name=req.visitor_name,
+            visitor_email=req.visitor_email,
+            question=req.question,
+            state=state,
         )
-        w = ChatWriter(conn, self.ctx.outbox, self.conversation.notify_channel, chat)
-        await w.snapshot()
-        if req.question:
-            await w.append([Draft(kind="text", text=req.question)], "visitor", req.visitor_id, outgoing=False)
-        await w.publish(
-            ChatStarted(
-                chat_id=str(chat["id"]),
-                channel=f"CHANNEL_{req.channel.upper()}",
-                department_id=req.department_id,
-                visitor_id=req.visitor_id,
-                visitor_name=req.visitor_name,
-                visitor_email=req.visitor_email,
-                question=req.question,
-                state=state,
-            )
-        )
-        await w.finish()
-        return chat
+    )
+    await w.finish()
+    return chat

@@ -10,7 +10,6 @@ TrueType font named by KAIWA_TRANSCRIPT_FONT.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timezone
 from functools import lru_cache
@@ -21,10 +20,11 @@ from fpdf import FPDF
 
 from kaiwa_common.errors import FailedPrecondition, InvalidArgument
 
+from .config import TRANSCRIPT_FONT_ENV as FONT_ENV
+from .config import ConversationSettings
 from .domain import system_messages as sysmsg
 from .domain.messages import FILE_NOTICES
 
-FONT_ENV = "KAIWA_TRANSCRIPT_FONT"
 BUNDLED_FONT = Path(__file__).parent / "fonts" / "ipaexg.ttf"
 INSTALL_HINT = f"set {FONT_ENV} to a Japanese TrueType (.ttf) font or restore {BUNDLED_FONT}"
 
@@ -78,7 +78,7 @@ def _is_truetype(path: Path) -> bool:
 @lru_cache(maxsize=1)
 def font_path() -> Path:
     """The Japanese font to embed, or a FailedPrecondition that says how to get one."""
-    configured = os.environ.get(FONT_ENV)
+    configured = ConversationSettings().transcript_font  # read when first needed (and after cache_clear)
     path = Path(configured) if configured else BUNDLED_FONT
     if path.is_file():
         if not _is_truetype(path):

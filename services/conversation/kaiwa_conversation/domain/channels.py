@@ -10,7 +10,7 @@ Text limits are the channels' documented per-message limits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
 RICH_TYPES = ("buttons", "carousel", "list", "quick_replies", "template")
@@ -66,58 +66,34 @@ def _channel(name, statuses, reply_to, rich, typing, preview, window_hours, max_
 
 ALL_FILES = IMAGES + VIDEOS + AUDIO + DOCUMENTS
 
-CHANNELS: dict[str, Channel] = {
-    c.name: c
-    for c in (
-        #        name         statuses reported      reply  rich elements                       typing preview window text  MB  file types             markup
-        _channel("web", (DELIVERED, READ), False, RICH_TYPES, True, True, None, 10000, 25, ALL_FILES, MARKUP),
-        _channel(
-            "whatsapp",
-            (DELIVERED, READ),
-            True,
-            ("buttons", "quick_replies", "template"),
-            True,
-            True,
-            24,
-            4096,
-            16,
-            ALL_FILES,
-            ("bold", "italic"),
-        ),
-        _channel(
-            "instagram", (READ,), False, ("carousel", "quick_replies"), False, True, None, 1000, 8, IMAGES + VIDEOS + AUDIO, ()
-        ),
-        _channel(
-            "messenger",
-            (DELIVERED, READ),
-            True,
-            ("buttons", "carousel", "quick_replies", "template"),
-            True,
-            True,
-            None,
-            2000,
-            25,
-            ALL_FILES,
-            (),
-        ),
-        _channel("telegram", (), False, ("buttons",), False, True, None, 4096, 50, ALL_FILES, ("bold", "italic", "underline")),
-        _channel(
-            "line",
-            (READ,),
-            False,
-            ("quick_replies",),
-            False,
-            False,
-            None,
-            5000,
-            10,
-            IMAGES + VIDEOS + AUDIO + ("application/pdf",),
-            (),
-        ),
-        _channel("wechat", (), False, ("list",), False, False, None, 2048, 10, IMAGES + VIDEOS + AUDIO, ()),
-    )
-}
+# fmt: off
+CHANNELS: dict[str, Channel] = {c.name: c for c in (
+    #        name         statuses reported      reply  rich elements                       typing preview window text  MB  file types             markup
+    _channel("web",       (DELIVERED, READ),     False, RICH_TYPES,                         True,  True,   None, 10000, 25, ALL_FILES,             MARKUP),
+    _channel("whatsapp",  (DELIVERED, READ),     True,  ("buttons", "quick_replies", "template"), True, True, 24, 4096, 16, ALL_FILES,          ("bold", "italic")),
+    _channel("instagram", (READ,),               False, ("carousel", "quick_replies"),      False, True,   None, 1000,  8, IMAGES + VIDEOS + AUDIO, ()),
+    _channel("messenger", (DELIVERED, READ),     True,  ("buttons", "carousel", "quick_replies", "template"), True, True, None, 2000, 25, ALL_FILES, ()),
+    _channel("telegram",  (),                    False, ("buttons",),                       False, True,   None, 4096, 50, ALL_FILES,             ("bold", "italic", "underline")),
+    _channel("line",      (READ,),               False, ("quick_replies",),                 False, False,  None, 5000, 10, IMAGES + VIDEOS + AUDIO + ("application/pdf",), ()),
+    _channel("wechat",    (),                    False, ("list",),                          False, False,  None, 2048, 10, IMAGES + VIDEOS + AUDIO, ()),
+)}
+# fmt: on
 
 
 def channel(name: str) -> Channel:
     return CHANNELS[name]
+
+
+def session_expires_at(chat: dict) -> datetime | None:
+    """When the channel's session window closes (WhatsApp: 24 h after the customer's last
+    message, or the chat's start); None on channels without one."""
+    window = CHANNELS[chat["channel"]].session_window
+    if window is None:
+        return None
+    return (chat["last_inbound_at"] or chat["started_at"]) + window
+
+
+def window_closed(chat: dict, now: datetime) -> bool:
+    """Outside the session window only an approved template may go out to the customer."""
+    expires = session_expires_at(chat)
+    return expires is not None and expires <= now

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kaiwa_common.errors import FailedPrecondition, InvalidArgument
+
 QUEUED, BOT, OPEN, ENDED, COMPLETED = "queued", "bot", "open", "ended", "completed"
 STATES = (QUEUED, BOT, OPEN, ENDED, COMPLETED)
 LIVE = frozenset({QUEUED, BOT, OPEN})
@@ -34,8 +36,6 @@ ASSIGN, HANDOVER, RETURN_TO_QUEUE, END, MISS, COMPLETE, REOPEN = (
     "complete",
     "reopen",
 )
-
-END_REASONS = ("agent", "countdown", "visitor", "inactivity", "missed")
 
 _TRANSITIONS: dict[tuple[str, str], str] = {
     (BOT, HANDOVER): QUEUED,
@@ -64,7 +64,9 @@ _WHY_NOT = {
 }
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(FailedPrecondition):
+    """The operation is not allowed in the chat's state (a FAILED_PRECONDITION for the caller)."""
+
     def __init__(self, state: str, op: str):
         super().__init__(f"{_WHY_NOT.get(op, op)} (the chat is {state})")
         self.state = state
@@ -97,4 +99,4 @@ class Countdown:
     @staticmethod
     def validate(seconds: int) -> None:
         if seconds not in (0, *Countdown.CHOICES):
-            raise ValueError(f"countdown_seconds must be 0 (end now) or one of 30, 45, 60, 90, not {seconds}")
+            raise InvalidArgument(f"countdown_seconds must be 0 (end now) or one of 30, 45, 60, 90, not {seconds}")

@@ -1,7 +1,8 @@
 """CONV-02/04/11/12/13: what a message may contain, per channel; splitting; status.
 
-Everything here raises ValueError with a message for the caller; the API turns it into
-INVALID_ARGUMENT before anything is stored.
+A refusal is a kaiwa_common domain error with a message for the caller: InvalidArgument
+for what the request says, FailedPrecondition for a status change the message's current
+status does not allow; nothing is stored before these checks pass.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import re
 from dataclasses import dataclass, replace
 from urllib.parse import urlparse
 
+from kaiwa_common.errors import FailedPrecondition, InvalidArgument
+
 from .channels import DELIVERED, FAILED, READ, SENT, Channel
 
 MAX_TEXT = 20000  # a single request; longer texts are refused, not split
 MAX_NOTE = 5000
-KINDS = ("text", "file", "link", "rich", "note", "system")
-SENDERS = ("visitor", "agent", "bot", "system")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
@@ -74,34 +75,39 @@ class Draft:
 
 def check_text(text: str, *, required: bool, limit: int = MAX_TEXT, what: str = "text") -> str:
     if "\x00" in text:
-        raise ValueError(f"{what} must not contain NUL characters")
+        raise InvalidArgument(f"{what} must not contain NUL characters")
     if required and not text.strip():
-        raise ValueError(f"{what} is empty")
+        raise InvalidArgument(f"{what} is empty")
     if len(text) > limit:
-        raise ValueError(f"{what} is too long: {len(text)} characters, at most {limit}")
+        raise InvalidArgument(f"{what} is too long: {len(text)} characters, at most {limit}")
     return text
+
+
+def check_field(value: str, what: str, limit: int, required: bool = False) -> str:
+    """A short field (a name, an id, a summary): trimmed, then checked like a text."""
+    return check_text((value or "").strip(), required=required, limit=limit, what=what)
 
 
 def check_spans(text: str, spans: list[Span], channel: Channel) -> tuple[Span, ...]:
     for i, span in enumerate(spans):
         if not 0 <= span.start < span.end <= len(text):
-            raise ValueError(f"spans[{i}] [{span.start}, {span.end}) is outside the text (0..{len(text)})")
+            raise InvalidArgument(f"spans[{i}] [{span.start}, {span.end}) is outside the text (0..{len(text)})")
         if span.color and not _COLOR.match(span.color):
-            raise ValueError(f"spans[{i}].color {span.color!r} must look like #RRGGBB")
+            raise InvalidArgument(f"spans[{i}].color {span.color!r} must look like #RRGGBB")
         if not span.styles():
-            raise ValueError(f"spans[{i}] sets no style (bold, italic, underline or color)")
+            raise InvalidArgument(f"spans[{i}] sets no style (bold, italic, underline or color)")
         unsupported = span.styles() - channel.markup
         if unsupported:
-            raise ValueError(f"channel {channel.name} cannot show {', '.join(sorted(unsupported))} text")
+            raise InvalidArgument(f"channel {channel.name} cannot show {', '.join(sorted(unsupported))} text")
     return tuple(spans)
 
 
 def check_url(url: str, what: str) -> str:
     parsed = urlparse(url or "")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"{what} must be an http(s) URL, not {url!r}")
+        raise InvalidArgument(f"{what} must be an http(s) URL, not {url!r}")
     if len(url) > 2048:
-        raise ValueError(f"{what} is too long (at most 2048 characters)")
+        raise InvalidArgument(f"{what} is too long (at most 2048 characters)")
     return url
 
 
@@ -117,22 +123,22 @@ def check_file(file: dict, channel: Channel, inbound: bool = False) -> dict:
     an inbound one (from the customer) is kept, shown as a link with a notice."""
     name, mime, size = (file.get("name") or "").strip(), (file.get("mime_type") or "").lower(), file.get("size_bytes", 0)
     if not name or len(name) > 255:
-        raise ValueError("file.name is required (at most 255 characters)")
+        raise InvalidArgument("file.name is required (at most 255 characters)")
     check_url(file.get("url", ""), "file.url")
     if len(mime) > 255:
-        raise ValueError("file.mime_type is too long (at most 255 characters)")
+        raise InvalidArgument("file.mime_type is too long (at most 255 characters)")
     if size <= 0:
-        raise ValueError("file.size_bytes must be positive")
+        raise InvalidArgument("file.size_bytes must be positive")
     notice = ""
     if mime not in channel.file_types:
         if not inbound:
-            raise ValueError(
+            raise InvalidArgument(
                 f"file type {mime or '(none)'} is not supported on {channel.name}; supported: {', '.join(channel.file_types)}"
             )
         notice = "unsupported_type"
     elif size > channel.max_file_bytes:
         if not inbound:
-            raise ValueError(f"file is too large: {size} bytes, {channel.name} accepts at most {channel.max_file_bytes}")
+            raise InvalidArgument(f"file is too large: {size} bytes, {channel.name} accepts at most {channel.max_file_bytes}")
         notice = "preview_unavailable"
     previewable = mime.startswith(("image/", "video/"))
     if previewable and channel.file_preview and not notice:
@@ -152,16 +158,16 @@ def check_file(file: dict, channel: Channel, inbound: bool = False) -> dict:
 def check_link(link: dict) -> dict:
     title = (link.get("title") or "").strip()
     if len(title) > 300:
-        raise ValueError("link.title is too long (at most 300 characters)")
+        raise InvalidArgument("link.title is too long (at most 300 characters)")
     return {"url": check_url(link.get("url", ""), "link.url"), "title": title}
 
 
 def _check_option(option: dict, where: str) -> dict:
     title = (option.get("title") or "").strip()
     if not title or len(title) > 40:
-        raise ValueError(f"{where}.title is required (at most 40 characters)")
+        raise InvalidArgument(f"{where}.title is required (at most 40 characters)")
     if len(option.get("payload") or "") > 1000:
-        raise ValueError(f"{where}.payload is too long (at most 1000 characters)")
+        raise InvalidArgument(f"{where}.payload is too long (at most 1000 characters)")
     if option.get("url"):
         check_url(option["url"], f"{where}.url")
     return {"title": title, "payload": option.get("payload") or "", "url": option.get("url") or ""}
@@ -170,9 +176,9 @@ def _check_option(option: dict, where: str) -> dict:
 def check_rich(rich: dict, channel: Channel) -> dict:
     kind = rich.get("type")
     if kind not in ("buttons", "carousel", "list", "quick_replies", "template"):
-        raise ValueError("rich.type must be buttons, carousel, list, quick_replies or template")
+        raise InvalidArgument("rich.type must be buttons, carousel, list, quick_replies or template")
     if kind not in channel.rich_types:
-        raise ValueError(
+        raise InvalidArgument(
             f"channel {channel.name} does not support {kind} elements "
             f"(it supports {', '.join(sorted(channel.rich_types)) or 'none'})"
         )
@@ -180,27 +186,27 @@ def check_rich(rich: dict, channel: Channel) -> dict:
     if kind == "template":
         name, language = rich.get("template_name") or "", rich.get("template_language") or ""
         if not _TEMPLATE_NAME.match(name):
-            raise ValueError("rich.template_name is required: lower-case letters, digits and _")
+            raise InvalidArgument("rich.template_name is required: lower-case letters, digits and _")
         if not _LANGUAGE.match(language):
-            raise ValueError("rich.template_language must be a language code such as ja or en_US")
+            raise InvalidArgument("rich.template_language must be a language code such as ja or en_US")
         params = list(rich.get("template_params") or [])
         if len(params) > 10 or any(len(p) > 1000 for p in params):
-            raise ValueError("rich.template_params: at most 10 values of at most 1000 characters")
+            raise InvalidArgument("rich.template_params: at most 10 values of at most 1000 characters")
         out.update(template_name=name, template_language=language, template_params=params)
     elif kind == "carousel":
         cards = rich.get("cards") or []
         if not 1 <= len(cards) <= 10:
-            raise ValueError("a carousel needs 1 to 10 cards")
+            raise InvalidArgument("a carousel needs 1 to 10 cards")
         out["cards"] = []
         for i, card in enumerate(cards):
             title = (card.get("title") or "").strip()
             if not title or len(title) > 80:
-                raise ValueError(f"rich.cards[{i}].title is required (at most 80 characters)")
+                raise InvalidArgument(f"rich.cards[{i}].title is required (at most 80 characters)")
             if card.get("image_url"):
                 check_url(card["image_url"], f"rich.cards[{i}].image_url")
             buttons = card.get("buttons") or []
             if len(buttons) > 3:
-                raise ValueError(f"rich.cards[{i}] has more than 3 buttons")
+                raise InvalidArgument(f"rich.cards[{i}] has more than 3 buttons")
             out["cards"].append(
                 {
                     "title": title,
@@ -212,7 +218,7 @@ def check_rich(rich: dict, channel: Channel) -> dict:
     else:
         options = rich.get("options") or []
         if not 1 <= len(options) <= RICH_LIMITS[kind]:
-            raise ValueError(f"{kind} needs 1 to {RICH_LIMITS[kind]} options")
+            raise InvalidArgument(f"{kind} needs 1 to {RICH_LIMITS[kind]} options")
         out["options"] = [_check_option(o, f"rich.options[{i}]") for i, o in enumerate(options)]
     return out
 
@@ -255,19 +261,19 @@ _RANK = {SENT: 0, DELIVERED: 1, READ: 2}
 
 
 def next_status(current: str, new: str, channel: Channel) -> str | None:
-    """The new status, None when it changes nothing, ValueError/LookupError when refused."""
+    """The new status, or None when it changes nothing."""
     if new not in (SENT, DELIVERED, READ, FAILED):
-        raise ValueError("status must be SENT, DELIVERED, READ or FAILED")
+        raise InvalidArgument("status must be SENT, DELIVERED, READ or FAILED")
     if not channel.reports(new):
-        raise ValueError(f"channel {channel.name} does not report the {new} status")
+        raise InvalidArgument(f"channel {channel.name} does not report the {new} status")
     if new == current:
         return None
     if current == FAILED:
-        raise LookupError("the message has failed: resend it instead of changing its status")
+        raise FailedPrecondition("the message has failed: resend it instead of changing its status")
     if new == FAILED:
         if current != SENT:
-            raise LookupError(f"a {current} message cannot fail any more")
+            raise FailedPrecondition(f"a {current} message cannot fail any more")
         return FAILED
     if _RANK[new] < _RANK[current]:
-        raise LookupError(f"status cannot go back from {current} to {new}")
+        raise FailedPrecondition(f"status cannot go back from {current} to {new}")
     return new

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from kaiwa_common.errors import InvalidArgument
+
 
 @dataclass(frozen=True)
 class SystemType:
@@ -84,7 +86,6 @@ _TYPES = (
 )
 
 TYPES: dict[str, SystemType] = {t.name: t for t in _TYPES}
-LOCALES = ("en", "ja")
 
 
 def locale_of(value: str) -> str:
@@ -96,10 +97,10 @@ def validate(type_name: str, params: dict[str, str], external: bool = False) -> 
     spec = TYPES.get(type_name)
     if spec is None or (external and not spec.external):
         allowed = sorted(t.name for t in _TYPES if t.external or not external)
-        raise ValueError(f"unknown system event type {type_name!r}; expected one of {', '.join(allowed)}")
+        raise InvalidArgument(f"unknown system event type {type_name!r}; expected one of {', '.join(allowed)}")
     missing = [p for p in spec.params if not str(params.get(p, "")).strip()]
     if missing and external:
-        raise ValueError(f"system event {type_name!r} needs parameter(s) {', '.join(missing)}")
+        raise InvalidArgument(f"system event {type_name!r} needs parameter(s) {', '.join(missing)}")
     return spec
 
 

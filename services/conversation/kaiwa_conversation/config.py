@@ -1,0 +1,16 @@
+"""Settings of the conversation service, from environment variables (the only place it
+reads any; the shared ones, database, NATS, ports, are kaiwa_common.config.Settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kaiwa_common.config import env_str
+
+TRANSCRIPT_FONT_ENV = "KAIWA_TRANSCRIPT_FONT"
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    # A Japanese TrueType font for transcript PDFs (CONV-09); empty: the bundled IPAexGothic.
+    transcript_font: str = field(default_factory=lambda: env_str(TRANSCRIPT_FONT_ENV))

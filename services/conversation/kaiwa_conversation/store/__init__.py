@@ -1,0 +1,66 @@
+"""asyncpg queries of the conversation schema, one module per table group; every query
+is scoped by tenant. Use cases call them as `store.<function>`."""
+
+from .chats import (
+    chats_page,
+    get_chat,
+    has_agent,
+    insert_chat,
+    last_seq,
+    leave,
+    participants,
+    participants_of,
+    request_result,
+    save_chat,
+    upsert_participant,
+)
+from .messages import (
+    append_if_unchanged,
+    events_between,
+    find_system_message,
+    history_messages,
+    insert_event,
+    insert_messages,
+    message,
+    messages_by_client_id,
+    messages_from,
+    messages_page,
+    set_status,
+)
+from .notes import add_note, list_notes, note
+from .settings import DEFAULT_INACTIVITY, canned, delete_canned, inactivity_seconds, list_canned, put_canned, put_settings
+
+__all__ = [
+    "DEFAULT_INACTIVITY",
+    "add_note",
+    "append_if_unchanged",
+    "canned",
+    "chats_page",
+    "delete_canned",
+    "events_between",
+    "find_system_message",
+    "get_chat",
+    "has_agent",
+    "history_messages",
+    "inactivity_seconds",
+    "insert_chat",
+    "insert_event",
+    "insert_messages",
+    "last_seq",
+    "leave",
+    "list_canned",
+    "list_notes",
+    "message",
+    "messages_by_client_id",
+    "messages_from",
+    "messages_page",
+    "note",
+    "participants",
+    "participants_of",
+    "put_canned",
+    "put_settings",
+    "request_result",
+    "save_chat",
+    "set_status",
+    "upsert_participant",
+]
