@@ -60,8 +60,9 @@ async def replicas(count: int):
             health = health_pb2_grpc.HealthStub(channel)
             for _ in range(600):
                 with contextlib.suppress(grpc.aio.AioRpcError):
-                    if (await health.Check(health_pb2.HealthCheckRequest(), timeout=1)).status == \
-                            health_pb2.HealthCheckResponse.SERVING:
+                    if (
+                        await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    ).status == health_pb2.HealthCheckResponse.SERVING:
                         break
                 await asyncio.sleep(0.1)
         yield [RoutingServiceStub(c) for c in channels]
@@ -82,23 +83,38 @@ class Bus:
         self.js, self.tenant, self.prefix = nc.jetstream(), tenant, Settings().subject_prefix
 
     async def start_chat(self, chat_id: str, department_id: str) -> None:
-        event = make_event("conversation", self.tenant, conv.ChatStarted(
-            chat_id=chat_id, channel="CHANNEL_WEB", department_id=department_id, visitor_id=f"v-{chat_id[:8]}",
-            question="help", state="queued"))
-        await self.js.publish(subject(self.prefix, "conversation", event.type), event.SerializeToString(),
-                              headers={"Nats-Msg-Id": event.id})
+        event = make_event(
+            "conversation",
+            self.tenant,
+            conv.ChatStarted(
+                chat_id=chat_id,
+                channel="CHANNEL_WEB",
+                department_id=department_id,
+                visitor_id=f"v-{chat_id[:8]}",
+                question="help",
+                state="queued",
+            ),
+        )
+        await self.js.publish(
+            subject(self.prefix, "conversation", event.type), event.SerializeToString(), headers={"Nats-Msg-Id": event.id}
+        )
 
 
 async def setup_tenant(stubs, strategy, online: bool, agents: int = AGENTS, max_chats: int = MAX_CHATS):
     tenant = f"bench-{uuid.uuid4().hex[:10]}"
     admin = md(tenant, "admin", "bench")
-    dept = await stubs[0].UpsertDepartment(pb.UpsertDepartmentRequest(
-        name="Bench", strategy=strategy, accept_timeout_seconds=600, max_wait_seconds=3600), metadata=admin)
+    dept = await stubs[0].UpsertDepartment(
+        pb.UpsertDepartmentRequest(name="Bench", strategy=strategy, accept_timeout_seconds=600, max_wait_seconds=3600),
+        metadata=admin,
+    )
     ids = []
     for i in range(agents):
-        agent = await stubs[i % len(stubs)].UpsertAgent(pb.UpsertAgentRequest(
-            email=f"agent{i}@bench.example", name=f"Agent {i}", department_ids=[dept.id], max_chats=max_chats),
-            metadata=admin)
+        agent = await stubs[i % len(stubs)].UpsertAgent(
+            pb.UpsertAgentRequest(
+                email=f"agent{i}@bench.example", name=f"Agent {i}", department_ids=[dept.id], max_chats=max_chats
+            ),
+            metadata=admin,
+        )
         ids.append(agent.id)
     if online:
         await asyncio.gather(*(set_online(stubs[i % len(stubs)], tenant, a) for i, a in enumerate(ids)))
@@ -106,8 +122,9 @@ async def setup_tenant(stubs, strategy, online: bool, agents: int = AGENTS, max_
 
 
 async def set_online(stub, tenant: str, agent_id: str) -> None:
-    await stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE),
-                               metadata=md(tenant, "agent", agent_id))
+    await stub.SetAvailability(
+        pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE), metadata=md(tenant, "agent", agent_id)
+    )
 
 
 async def wait_count(db, query: str, tenant: str, want: int, timeout: float = 120) -> None:
@@ -124,19 +141,22 @@ async def baseline(db_url: str) -> float:
         await pool.execute("CREATE SCHEMA IF NOT EXISTS bench_routing")
         await pool.execute("DROP TABLE IF EXISTS bench_routing.agents, bench_routing.assignments")
         await pool.execute("CREATE TABLE bench_routing.agents (id int PRIMARY KEY, active int NOT NULL, max int NOT NULL)")
-        await pool.execute("CREATE TABLE bench_routing.assignments (id bigserial PRIMARY KEY, chat_id uuid NOT NULL, "
-                           "agent_id int NOT NULL, assigned_at timestamptz NOT NULL DEFAULT now())")
-        await pool.executemany("INSERT INTO bench_routing.agents VALUES ($1, 0, $2)",
-                               [(i, MAX_CHATS) for i in range(AGENTS)])
+        await pool.execute(
+            "CREATE TABLE bench_routing.assignments (id bigserial PRIMARY KEY, chat_id uuid NOT NULL, "
+            "agent_id int NOT NULL, assigned_at timestamptz NOT NULL DEFAULT now())"
+        )
+        await pool.executemany("INSERT INTO bench_routing.agents VALUES ($1, 0, $2)", [(i, MAX_CHATS) for i in range(AGENTS)])
 
         async def assign(agent: int) -> None:
             async with pool.acquire() as conn:
                 async with conn.transaction():
-                    ok = await conn.fetchval("UPDATE bench_routing.agents SET active = active + 1 "
-                                             "WHERE id = $1 AND active < max RETURNING true", agent)
+                    ok = await conn.fetchval(
+                        "UPDATE bench_routing.agents SET active = active + 1 WHERE id = $1 AND active < max RETURNING true", agent
+                    )
                     if ok:
-                        await conn.execute("INSERT INTO bench_routing.assignments (chat_id, agent_id) VALUES ($1, $2)",
-                                           uuid.uuid4(), agent)
+                        await conn.execute(
+                            "INSERT INTO bench_routing.assignments (chat_id, agent_id) VALUES ($1, $2)", uuid.uuid4(), agent
+                        )
 
         async def agent_loop(agent: int) -> None:
             for _ in range(CHATS // AGENTS):
@@ -244,8 +264,10 @@ async def main() -> None:
         for count in (1, 2):
             async with replicas(count) as stubs:
                 rate = await accept_throughput(stubs, nc, db)
-                print(f"{count} replica(s): AcceptChat, 1,000 offered chats, 200 agents: {rate:8.0f} /s "
-                      f"({rate / base:.0%} of baseline)")
+                print(
+                    f"{count} replica(s): AcceptChat, 1,000 offered chats, 200 agents: {rate:8.0f} /s "
+                    f"({rate / base:.0%} of baseline)"
+                )
                 rate = await drain(stubs, nc, db)
                 print(f"{count} replica(s): drain 1,000 waiting chats as 200 agents come online: {rate:8.0f} /s")
                 if count == 1:

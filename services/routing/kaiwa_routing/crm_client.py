@@ -1,13 +1,13 @@
 """The visitor's CRM record, from crm_bridge over gRPC, as facts for rules and owner routing.
 
-Routing never stalls on the CRM: a short deadline, and any failure (crm_bridge down,
-slow, erroring) means "no CRM facts" — the chat then goes by its department's strategy.
+Routing never stalls on the CRM: a short deadline (RoutingSettings.crm_timeout), and any
+failure (crm_bridge down, slow, erroring) means "no CRM facts" — the chat then goes by its
+department's strategy.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
 import grpc
 from kaiwa.crm_bridge.v1 import crm_bridge_pb2 as crm_pb
@@ -17,25 +17,26 @@ from .domain.rules import facts_from_record
 
 log = logging.getLogger("kaiwa.routing.crm")
 
-_TYPES = {crm_pb.RECORD_TYPE_LEAD: "lead", crm_pb.RECORD_TYPE_CONTACT: "contact"}
 
-
-def _timeout() -> float:
-    return float(os.environ.get("KAIWA_ROUTING_CRM_TIMEOUT", "1.0"))
-
-
-async def visitor_facts(ctx, tenant: str, email: str) -> dict | None:
+async def visitor_facts(ctx, tenant: str, email: str, timeout: float) -> dict | None:
     """Facts of the CRM record for this e-mail; None when unknown to the CRM or unreachable."""
     if not email:
         return None
     stub = CrmBridgeServiceStub(ctx.channel("crm_bridge"))
     try:
-        record = await stub.FindRecord(crm_pb.FindRecordRequest(email=email),
-                                       metadata=ctx.service_metadata(tenant), timeout=_timeout())
+        record = await stub.FindRecord(
+            crm_pb.FindRecordRequest(email=email), metadata=ctx.service_metadata(tenant), timeout=timeout
+        )
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.NOT_FOUND:
-            log.warning("crm_bridge unavailable: routing by department strategy",
-                        extra={"fields": {"tenant": tenant, "code": exc.code().name, "error": exc.details()}})
+            log.warning(
+                "crm_bridge unavailable: routing by department strategy",
+                extra={"fields": {"tenant": tenant, "code": exc.code().name, "error": exc.details()}},
+            )
         return None
-    return facts_from_record(_TYPES.get(record.type, "lead"), dict(record.fields), record.owner,
-                             [(d.amount, d.open) for d in record.deals], record.visitor_type)
+    # Not enum_name(): the facts only tell a contact's fields from a lead's, and a record of
+    # any other type (unset, or one a newer crm_bridge adds) must still route, as a lead.
+    record_type = "contact" if record.type == crm_pb.RECORD_TYPE_CONTACT else "lead"
+    return facts_from_record(
+        record_type, dict(record.fields), record.owner, [(d.amount, d.open) for d in record.deals], record.visitor_type
+    )

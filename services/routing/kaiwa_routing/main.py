@@ -7,20 +7,18 @@ from pathlib import Path
 from kaiwa.routing.v1 import routing_pb2
 from kaiwa.routing.v1.routing_pb2_grpc import add_RoutingServiceServicer_to_server
 
-from kaiwa_common.app import ServiceSpec, run
-from kaiwa_common.consumer import ConsumerSpec
+from kaiwa_common.app import ServiceContext, ServiceSpec, run
+from kaiwa_common.auth import ADMIN, AGENT, SERVICE, STAFF, VISITOR
 
+from . import announcer, conversation_events, offers, queue, transfers
 from .api import RoutingApi
+from .config import RoutingSettings
+from .context import Routing, build
+from .domain.model import MAX_WAIT, OFFER_TIMEOUT, TRANSFER_TIMEOUT
 
-from .announcer import Announcer
-from .handlers import MAX_WAIT, TRANSFER_TIMEOUT, Routing
-from .router import OFFER_TIMEOUT
+SERVICE_NAME = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
 
-SERVICE = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
-
-ADMIN, AGENT, VISITOR, SERVICE_ROLE = "admin", "agent", "visitor", "service"
-STAFF = {ADMIN, AGENT, SERVICE_ROLE}
-MANAGERS = {ADMIN, SERVICE_ROLE}
+MANAGERS = frozenset({ADMIN, SERVICE})
 
 POLICY = {
     "UpsertDepartment": MANAGERS,
@@ -52,63 +50,44 @@ POLICY = {
     "StreamTeamMessages": {AGENT},
 }
 
-CONVERSATION_EVENTS = ["chat_started", "bot_handed_over", "chat_ended", "chat_completed", "chat_reopened"]
 
-
-def _routing(ctx) -> Routing:
+def _routing(ctx: ServiceContext) -> Routing:
+    """The service's one dependency object, built on first use and kept on the context."""
     routing = getattr(ctx, "routing", None)
     if routing is None:
-        routing = Routing(ctx)
-        ctx.routing = routing
+        routing = ctx.routing = build(ctx, RoutingSettings())
     return routing
 
 
-def _add_servicers(server, ctx) -> None:
-    add_RoutingServiceServicer_to_server(RoutingApi(_routing(ctx)), server)
-
-
-def _consumers(ctx) -> list[ConsumerSpec]:
-    routing = _routing(ctx)
-    handlers = {
-        "chat_started": routing.on_chat_started,
-        "bot_handed_over": routing.on_bot_handed_over,
-        "chat_ended": routing.on_chat_ended,
-        "chat_completed": routing.on_chat_ended,
-        "chat_reopened": routing.on_chat_reopened,
-    }
-
-    async def on_event(event, conn):
-        await handlers[event.type](event, conn)
-
-    return [ConsumerSpec("routing-conversation", "conversation", CONVERSATION_EVENTS, on_event)]
-
-
-def _workers(ctx):
-    routing = _routing(ctx)
+def _workers(ctx: ServiceContext):
+    r = _routing(ctx)
 
     async def sweep(stop):
         try:
-            await routing.router.sweep(stop)
+            await r.router.sweep(stop)
         finally:
-            await routing.router.close()
+            await r.router.close()
 
-    return [routing.notifier.run, sweep, Announcer(routing).run]
+    return [r.fanout.run, sweep, lambda stop: announcer.run(r, stop)]
 
 
-def _timers(ctx):
-    routing = _routing(ctx)
-    return {OFFER_TIMEOUT: routing.on_offer_timeout, MAX_WAIT: routing.on_max_wait,
-            TRANSFER_TIMEOUT: routing.on_transfer_timeout}
+def _timers(ctx: ServiceContext):
+    r = _routing(ctx)
+    return {
+        OFFER_TIMEOUT: lambda timer, conn: offers.on_offer_timeout(r, timer, conn),
+        MAX_WAIT: lambda timer, conn: queue.on_max_wait(r, timer, conn),
+        TRANSFER_TIMEOUT: lambda timer, conn: transfers.on_transfer_timeout(r, timer, conn),
+    }
 
 
 SPEC = ServiceSpec(
     name="routing",
     schema="routing",
     migrations=Path(__file__).resolve().parent.parent / "migrations",
-    grpc_services=[SERVICE],
+    grpc_services=[SERVICE_NAME],
     policy=POLICY,
-    add_servicers=_add_servicers,
-    consumers=_consumers,
+    add_servicers=lambda server, ctx: add_RoutingServiceServicer_to_server(RoutingApi(_routing(ctx)), server),
+    consumers=lambda ctx: [conversation_events.consumer(_routing(ctx))],
     workers=_workers,
     timers=_timers,
 )

@@ -24,25 +24,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import defaultdict
 
 from kaiwa.events.v1 import routing_pb2 as ev
 
 from kaiwa_common import timers
 from kaiwa_common.db import unit_of_work
+from kaiwa_common.loops import every
 
 from . import store
-from .domain.model import DEFAULT_ACCEPT_TIMEOUT, Candidate
+from .domain.model import DEFAULT_ACCEPT_TIMEOUT, OFFER_TIMEOUT, Candidate
 from .domain.rules import first_match
 from .domain.strategy import choose, fallback_strategy
-from .notify import OFFERS
 
 log = logging.getLogger("kaiwa.routing.router")
 
 PAGE = 50
 MAX_SCAN = 1000  # chats looked at per pass; the sweep comes back for the rest
-OFFER_TIMEOUT = "offer_timeout"
 
 
 def queue_key(tenant: str, department_id: str | None) -> str:
@@ -50,8 +48,9 @@ def queue_key(tenant: str, department_id: str | None) -> str:
 
 
 class Router:
-    def __init__(self, ctx):
+    def __init__(self, ctx, sweep_interval: float):
         self.ctx = ctx
+        self.sweep_interval = sweep_interval
         self._dirty: dict[tuple[str, str | None], bool] = {}
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
@@ -62,23 +61,21 @@ class Router:
         """Offer what can be offered now; returns the number of chats offered."""
         return (await self.route_part(conn, tenant, department_id, None, MAX_SCAN))[0]
 
-    async def route_part(self, conn, tenant: str, department_id: str | None, after, max_scan: int
-                         ) -> tuple[int, tuple | None]:
+    async def route_part(self, conn, tenant: str, department_id: str | None, after, max_scan: int) -> tuple[int, tuple | None]:
         """A pass over at most `max_scan` waiting chats after the queue key `after` (None: from
         the head). Returns the chats offered and, when it stopped at `max_scan` with agents
         still able to take offers, the key to go on from (else None)."""
-        if not await store.has_waiting(conn, tenant, department_id):
+        if not await store.queue.has_waiting(conn, tenant, department_id):
             return 0, None
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                           "routing:" + queue_key(tenant, department_id))
-        dept = await store.department(conn, tenant, department_id)
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "routing:" + queue_key(tenant, department_id))
+        dept = await store.departments.get(conn, tenant, department_id)
         strategy = dept["strategy"] if dept else "ring_all"
         accept_timeout = dept["accept_timeout_seconds"] if dept else DEFAULT_ACCEPT_TIMEOUT
-        pool = await store.candidates(conn, tenant, department_id)
-        rules = [r for r in await store.rules(conn, tenant, "assignment") if r.applies_to(department_id)]
+        pool = await store.agents.candidates(conn, tenant, department_id)
+        rules = [r for r in await store.rules.of_kind(conn, tenant, "assignment") if r.applies_to(department_id)]
         everyone = pool
         if department_id is not None and (rules or strategy == "crm_owner"):
-            everyone = await store.candidates(conn, tenant, None)
+            everyone = await store.agents.candidates(conn, tenant, None)
         slots = {c.agent_id: c.free_slots for c in everyone}
         by_id = {c.agent_id: c for c in everyone}
         by_email = {c.email: c for c in everyone}
@@ -90,15 +87,14 @@ class Router:
         with_room = sum(1 for n in slots.values() if n > 0)  # agents who can take another offer
         page = None
         while scanned < max_scan and with_room:
-            page = await store.queued_page(conn, tenant, department_id, min(PAGE, max_scan - scanned), after,
-                                           single_only)
+            page = await store.queue.page(conn, tenant, department_id, min(PAGE, max_scan - scanned), after, single_only)
             if not page:
                 break
             scanned += len(page)
             last = page[-1]
             after = (last["priority_rank"], last["queued_at"], last["id"])
             asked: dict = defaultdict(lambda: defaultdict(set))
-            for row in await store.offers_for_chats(conn, tenant, [c["id"] for c in page]):
+            for row in await store.offers.asked(conn, tenant, [c["id"] for c in page]):
                 asked[row["chat_id"]][row["kind"]].add(str(row["agent_id"]))
             for chat in page:
                 if not with_room:
@@ -146,19 +142,22 @@ class Router:
 
     async def _offer(self, conn, tenant, chat, mode, chosen, accept_timeout) -> list[str]:
         """The agents the chat is now offered to: those chosen who are still online (the
-        candidates were read earlier in the pass; see store.offer_chat). []: the chat is
+        candidates were read earlier in the pass; see store.offers.offer_chat). []: the chat is
         locked by another transaction, no longer waits, or nobody chosen is online now."""
         single = mode != "ring_all"
-        offered = await store.offer_chat(conn, tenant, chat["id"], chat["department_id"],
-                                         [c.agent_id for c in chosen], single, OFFERS)
+        offered = await store.offers.offer_chat(
+            conn, tenant, chat["id"], chat["department_id"], [c.agent_id for c in chosen], single
+        )
         if not offered:
             return []
         department_id = str(chat["department_id"]) if chat["department_id"] else ""
         if single:
-            await timers.schedule(conn, tenant, OFFER_TIMEOUT, str(chat["id"]), delay=accept_timeout,
-                                  payload={"agent_id": offered[0]})
-        await self.ctx.outbox.add(conn, tenant, ev.ChatOffered(chat_id=str(chat["id"]), department_id=department_id,
-                                                               agent_ids=offered))
+            await timers.schedule(
+                conn, tenant, OFFER_TIMEOUT, str(chat["id"]), delay=accept_timeout, payload={"agent_id": offered[0]}
+            )
+        await self.ctx.outbox.add(
+            conn, tenant, ev.ChatOffered(chat_id=str(chat["id"]), department_id=department_id, agent_ids=offered)
+        )
         return offered
 
     # --- background passes ------------------------------------------------------------
@@ -202,23 +201,14 @@ class Router:
             self._dirty.pop(key, None)
 
     async def sweep(self, stop: asyncio.Event) -> None:
-        """Every few seconds, a pass for every queue with waiting chats (crash catch-up)."""
-        interval = float(os.environ.get("KAIWA_ROUTING_SWEEP", "2.0"))
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), interval)
-                return
-            except asyncio.TimeoutError:
-                pass
-            try:
-                async with self.ctx.pool.acquire() as conn:
-                    queues = await store.queues_with_chats(conn)
-                for row in queues:
-                    self.kick(row["tenant"], str(row["department_id"]) if row["department_id"] else None)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("sweep failed", extra={"fields": {"error": repr(exc)}})
+        """Every `sweep_interval`, a pass for every queue with waiting chats (crash catch-up)."""
+        await every(self.sweep_interval, stop, self._sweep_once, "routing sweep")
+
+    async def _sweep_once(self) -> None:
+        async with self.ctx.pool.acquire() as conn:
+            queues = await store.background.queues_with_chats(conn)
+        for row in queues:
+            self.kick(row["tenant"], str(row["department_id"]) if row["department_id"] else None)
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop background passes: no new ones, the running ones end after their current

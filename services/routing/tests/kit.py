@@ -24,6 +24,7 @@ from tests.fixtures import auth
 @dataclass
 class Events:
     """Routing events of one tenant, as they arrive on the bus."""
+
     tenant: str
     items: list[Event] = field(default_factory=list)
 
@@ -65,39 +66,62 @@ class Kit:
         return auth(self.tenant, "visitor", visitor_id)
 
     async def department(self, name: str = "Sales", strategy=pb.STRATEGY_RING_ALL, **kw) -> pb.Department:
-        return await self.stub.UpsertDepartment(pb.UpsertDepartmentRequest(name=name, strategy=strategy, **kw),
-                                                metadata=self.admin())
+        return await self.stub.UpsertDepartment(
+            pb.UpsertDepartmentRequest(name=name, strategy=strategy, **kw), metadata=self.admin()
+        )
 
-    async def agent(self, email: str, departments: list[str], max_chats: int = 2, online: bool = True,
-                    name: str | None = None) -> pb.Agent:
-        agent = await self.stub.UpsertAgent(pb.UpsertAgentRequest(
-            email=email, name=name or email.split("@")[0].title(), department_ids=departments, max_chats=max_chats),
-            metadata=self.admin())
+    async def agent(
+        self, email: str, departments: list[str], max_chats: int = 2, online: bool = True, name: str | None = None
+    ) -> pb.Agent:
+        agent = await self.stub.UpsertAgent(
+            pb.UpsertAgentRequest(
+                email=email, name=name or email.split("@")[0].title(), department_ids=departments, max_chats=max_chats
+            ),
+            metadata=self.admin(),
+        )
         if online:
-            agent = await self.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE),
-                                                    metadata=self.as_agent(agent.id))
+            agent = await self.stub.SetAvailability(
+                pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE), metadata=self.as_agent(agent.id)
+            )
         return agent
 
     async def publish(self, payload, tenant: str | None = None) -> Event:
         event = make_event("conversation", tenant or self.tenant, payload)
-        await self.js.publish(subject(self.prefix, "conversation", event.type), event.SerializeToString(),
-                              headers={"Nats-Msg-Id": event.id})
+        await self.js.publish(
+            subject(self.prefix, "conversation", event.type), event.SerializeToString(), headers={"Nats-Msg-Id": event.id}
+        )
         return event
 
-    async def start_chat(self, department_id: str = "", state: str = "queued", visitor_email: str = "",
-                         visitor_id: str | None = None, chat_id: str | None = None) -> str:
+    async def start_chat(
+        self,
+        department_id: str = "",
+        state: str = "queued",
+        visitor_email: str = "",
+        visitor_id: str | None = None,
+        chat_id: str | None = None,
+    ) -> str:
         chat_id = chat_id or str(uuid.uuid4())
-        await self.publish(conv.ChatStarted(chat_id=chat_id, channel="CHANNEL_WEB", department_id=department_id,
-                                            visitor_id=visitor_id or f"v-{chat_id[:8]}", visitor_name="Visitor",
-                                            visitor_email=visitor_email, question="Hello?", state=state))
+        await self.publish(
+            conv.ChatStarted(
+                chat_id=chat_id,
+                channel="CHANNEL_WEB",
+                department_id=department_id,
+                visitor_id=visitor_id or f"v-{chat_id[:8]}",
+                visitor_name="Visitor",
+                visitor_email=visitor_email,
+                question="Hello?",
+                state=state,
+            )
+        )
         return chat_id
 
     async def start_chat_in_conversation(self, department_id: str, visitor_id: str = "v-1") -> str:
         """A chat started the way a visitor starts one: StartChat on the conversation
         service, which publishes chat_started for routing."""
-        chat = await self.conversation.StartChat(conv_pb.StartChatRequest(
-            channel=conv_pb.CHANNEL_WEB, department_id=department_id, question="Hello?"),
-            metadata=self.visitor(visitor_id))
+        chat = await self.conversation.StartChat(
+            conv_pb.StartChatRequest(channel=conv_pb.CHANNEL_WEB, department_id=department_id, question="Hello?"),
+            metadata=self.visitor(visitor_id),
+        )
         return chat.id
 
     async def end_chat(self, chat_id: str, agent_id: str = "") -> None:

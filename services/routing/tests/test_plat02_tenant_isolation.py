@@ -16,25 +16,34 @@ INFRASTRUCTURE = {"outbox", "processed_events", "dead_letters", "timers", "schem
 
 
 async def test_plat02_every_routing_table_carries_the_tenant_first_in_every_key(routing_service, db):
-    tables = {r["relname"]: r["oid"] for r in await db.fetch(
-        "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'routing' AND c.relkind IN ('r', 'p')") if r["relname"] not in INFRASTRUCTURE}
+    tables = {
+        r["relname"]: r["oid"]
+        for r in await db.fetch(
+            "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'routing' AND c.relkind IN ('r', 'p')"
+        )
+        if r["relname"] not in INFRASTRUCTURE
+    }
     assert {"departments", "agents", "chats", "offers", "transfers", "transfer_declines", "team_messages"} <= set(tables)
     for name, oid in tables.items():
-        tenant = await db.fetchrow("SELECT attnum, attnotnull FROM pg_attribute WHERE attrelid = $1 AND attname = 'tenant' "
-                                   "AND NOT attisdropped", oid)
+        tenant = await db.fetchrow(
+            "SELECT attnum, attnotnull FROM pg_attribute WHERE attrelid = $1 AND attname = 'tenant' AND NOT attisdropped", oid
+        )
         assert tenant is not None and tenant["attnotnull"], f"{name}: no tenant NOT NULL column"
         keys = await db.fetch(
             "SELECT con.conname, con.contype::text AS kind, con.conkey[1] AS first, con.confkey[1] AS referenced_first, "
             "(SELECT attnum FROM pg_attribute WHERE attrelid = con.confrelid AND attname = 'tenant') AS referenced_tenant "
-            "FROM pg_constraint con WHERE con.conrelid = $1 AND con.contype IN ('p', 'u', 'f')", oid)
+            "FROM pg_constraint con WHERE con.conrelid = $1 AND con.contype IN ('p', 'u', 'f')",
+            oid,
+        )
         assert any(k["kind"] == "p" for k in keys), f"{name}: no primary key"
         for key in keys:
             assert key["first"] == tenant["attnum"], f"{name}.{key['conname']} does not start with tenant"
             if key["kind"] == "f":
                 assert key["referenced_first"] == key["referenced_tenant"], f"{name}.{key['conname']} references no tenant"
-        for index in await db.fetch("SELECT indexrelid::regclass::text AS name, indkey[0] AS first FROM pg_index "
-                                    "WHERE indrelid = $1 AND indisunique", oid):
+        for index in await db.fetch(
+            "SELECT indexrelid::regclass::text AS name, indkey[0] AS first FROM pg_index WHERE indrelid = $1 AND indisunique", oid
+        ):
             assert index["first"] == tenant["attnum"], f"{name}: unique index {index['name']} does not start with tenant"
 
 
@@ -42,13 +51,21 @@ async def test_plat02_another_tenants_ids_are_not_found_and_change_nothing(kit, 
     sales = await kit.department("Sales")
     a = await kit.agent("a@example.com", [sales.id])
     b = await kit.agent("b@example.com", [sales.id])
-    rule = await kit.stub.UpsertRule(pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="vip", order=1, conditions=[
-        pb.Condition(field="visitor_type", op=pb.OPERATOR_EQUALS, value="deal")]), metadata=kit.admin())
+    rule = await kit.stub.UpsertRule(
+        pb.Rule(
+            kind=pb.RULE_KIND_PRIORITY,
+            name="vip",
+            order=1,
+            conditions=[pb.Condition(field="visitor_type", op=pb.OPERATOR_EQUALS, value="deal")],
+        ),
+        metadata=kit.admin(),
+    )
     chat = await kit.start_chat_in_conversation(sales.id, "v-1")
     await kit.wait_offers(a.id, lambda o: chat in o)
     await kit.stub.AssignChat(pb.AssignChatRequest(chat_id=chat, agent_id=a.id), metadata=kit.admin())
-    transfer = await kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com", note="n"),
-                                           metadata=kit.as_agent(a.id))
+    transfer = await kit.stub.TransferChat(
+        pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com", note="n"), metadata=kit.as_agent(a.id)
+    )
 
     # The other tenant has an agent and a department of its own, with the same names.
     other = Kit(kit.stub, kit.nc, f"{tenant}-other", kit.conversation)
@@ -71,10 +88,13 @@ async def test_plat02_another_tenants_ids_are_not_found_and_change_nothing(kit, 
         s.GetDepartment(pb.GetDepartmentRequest(department_id=sales.id), metadata=admin),
         s.ListAgents(pb.ListAgentsRequest(department_id=sales.id), metadata=admin),
         s.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_OFFLINE, agent_id=a.id), metadata=admin),
-        s.UpsertAgent(pb.UpsertAgentRequest(email="z@example.com", name="Z", max_chats=1, department_ids=[sales.id]),
-                      metadata=admin),
-        s.UpsertRule(pb.Rule(id=rule.id, kind=pb.RULE_KIND_PRIORITY, name="mine now", order=1,
-                             conditions=list(rule.conditions)), metadata=admin),
+        s.UpsertAgent(
+            pb.UpsertAgentRequest(email="z@example.com", name="Z", max_chats=1, department_ids=[sales.id]), metadata=admin
+        ),
+        s.UpsertRule(
+            pb.Rule(id=rule.id, kind=pb.RULE_KIND_PRIORITY, name="mine now", order=1, conditions=list(rule.conditions)),
+            metadata=admin,
+        ),
         s.DeleteRule(pb.DeleteRuleRequest(rule_id=rule.id), metadata=admin),
         s.SendTeamMessage(pb.SendTeamMessageRequest(to_agent_id=a.id, text="hi"), metadata=agent),
     ]
@@ -91,8 +111,10 @@ async def test_plat02_another_tenants_ids_are_not_found_and_change_nothing(kit, 
     me = await s.GetAgent(pb.GetAgentRequest(agent_id=a.id), metadata=kit.admin())
     assert me.availability == pb.AVAILABILITY_ONLINE and me.active_chats == 1
     assert [(r.id, r.name) for r in (await s.ListRules(pb.ListRulesRequest(), metadata=kit.admin())).rules] == [(rule.id, "vip")]
-    assert [a.email for a in (await s.ListAgents(pb.ListAgentsRequest(), metadata=kit.admin())).agents] == \
-        ["a@example.com", "b@example.com"]
+    assert [a.email for a in (await s.ListAgents(pb.ListAgentsRequest(), metadata=kit.admin())).agents] == [
+        "a@example.com",
+        "b@example.com",
+    ]
     assert list((await s.ListTeamMessages(pb.ListTeamMessagesRequest(), metadata=kit.as_agent(a.id))).messages) == []
     assert events.of("chat_assigned", chat_id=chat, agent_id=intruder.id) == []
 
@@ -114,5 +136,7 @@ async def test_plat02_the_same_chat_id_in_two_tenants_is_two_separate_chats(kit,
     await other.wait_state(chat, pb.ASSIGNMENT_STATE_ENDED)
     assert (await kit.assignment(chat)).agent_id == a.id
     assert (await kit.wait_agent(a.id, 1)).active_chats == 1
-    assert await status_of(kit.stub.GetAssignment(pb.GetAssignmentRequest(chat_id=chat),
-                                                  metadata=auth(f"{tenant}-c", "admin", "x"))) == grpc.StatusCode.NOT_FOUND
+    assert (
+        await status_of(kit.stub.GetAssignment(pb.GetAssignmentRequest(chat_id=chat), metadata=auth(f"{tenant}-c", "admin", "x")))
+        == grpc.StatusCode.NOT_FOUND
+    )

@@ -31,7 +31,8 @@ async def test_rout01_departments_and_agents_upsert_by_name_and_email(kit, event
     away = await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_AWAY), metadata=me)
     assert away.availability == pb.AVAILABILITY_AWAY
     online = await kit.stub.SetAvailability(
-        pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE, agent_id=agent.id), metadata=kit.admin())
+        pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE, agent_id=agent.id), metadata=kit.admin()
+    )
     assert online.availability == pb.AVAILABILITY_ONLINE
     fetched = await kit.stub.GetAgent(pb.GetAgentRequest(agent_id=agent.id), metadata=me)
     assert fetched.availability == pb.AVAILABILITY_ONLINE and fetched.active_chats == 0
@@ -67,8 +68,9 @@ async def test_rout01_bad_input_is_refused_with_clear_status_and_nothing_written
     ]
     for request in bad_agents:
         assert await code(stub.UpsertAgent(request, metadata=admin)) == grpc.StatusCode.INVALID_ARGUMENT
-    with_unknown_department = pb.UpsertAgentRequest(email="a@example.com", name="A", max_chats=1,
-                                                    department_ids=[sales.id, str(uuid.uuid4())])
+    with_unknown_department = pb.UpsertAgentRequest(
+        email="a@example.com", name="A", max_chats=1, department_ids=[sales.id, str(uuid.uuid4())]
+    )
     err = None
     try:
         await stub.UpsertAgent(with_unknown_department, metadata=admin)
@@ -84,38 +86,75 @@ async def test_rout01_bad_input_is_refused_with_clear_status_and_nothing_written
     me = kit.as_agent(agent.id)
     # Identity and roles.
     assert await code(stub.ListDepartments(pb.ListDepartmentsRequest())) == grpc.StatusCode.UNAUTHENTICATED
-    assert await code(stub.ListDepartments(pb.ListDepartmentsRequest(),
-                                           metadata=(("authorization", "Bearer junk"),))) == grpc.StatusCode.UNAUTHENTICATED
+    assert (
+        await code(stub.ListDepartments(pb.ListDepartmentsRequest(), metadata=(("authorization", "Bearer junk"),)))
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
     visitor = kit.visitor("v-1")
-    assert await code(stub.UpsertAgent(pb.UpsertAgentRequest(email="c@example.com", name="C", max_chats=1),
-                                       metadata=visitor)) == grpc.StatusCode.PERMISSION_DENIED
-    assert await code(stub.UpsertDepartment(pb.UpsertDepartmentRequest(name="X"), metadata=me)) \
+    assert (
+        await code(stub.UpsertAgent(pb.UpsertAgentRequest(email="c@example.com", name="C", max_chats=1), metadata=visitor))
         == grpc.StatusCode.PERMISSION_DENIED
-    assert await code(stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE),
-                                           metadata=visitor)) == grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert (
+        await code(stub.UpsertDepartment(pb.UpsertDepartmentRequest(name="X"), metadata=me)) == grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert (
+        await code(stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE), metadata=visitor))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
     # Availability.
     assert await code(stub.SetAvailability(pb.SetAvailabilityRequest(), metadata=me)) == grpc.StatusCode.INVALID_ARGUMENT
-    assert await code(stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE, agent_id=other.id),
-                                           metadata=me)) == grpc.StatusCode.PERMISSION_DENIED
-    assert await code(stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE),
-                                           metadata=admin)) == grpc.StatusCode.INVALID_ARGUMENT
-    assert await code(stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE,
-                                                                     agent_id=str(uuid.uuid4())),
-                                           metadata=admin)) == grpc.StatusCode.NOT_FOUND
-    assert await code(stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE),
-                                           metadata=kit.as_agent(str(uuid.uuid4())))) == grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        await code(
+            stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE, agent_id=other.id), metadata=me)
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert (
+        await code(stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE), metadata=admin))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert (
+        await code(
+            stub.SetAvailability(
+                pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE, agent_id=str(uuid.uuid4())), metadata=admin
+            )
+        )
+        == grpc.StatusCode.NOT_FOUND
+    )
+    assert (
+        await code(
+            stub.SetAvailability(
+                pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE), metadata=kit.as_agent(str(uuid.uuid4()))
+            )
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
     # Lookups, and another tenant's ids.
     assert await code(stub.GetAgent(pb.GetAgentRequest(agent_id="x"), metadata=admin)) == grpc.StatusCode.INVALID_ARGUMENT
     assert await code(stub.GetAgent(pb.GetAgentRequest(agent_id=str(uuid.uuid4())), metadata=admin)) == grpc.StatusCode.NOT_FOUND
     elsewhere = auth(f"{tenant}-other", "admin", "admin-2")
     assert await code(stub.GetAgent(pb.GetAgentRequest(agent_id=agent.id), metadata=elsewhere)) == grpc.StatusCode.NOT_FOUND
-    assert await code(stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE, agent_id=agent.id),
-                                           metadata=elsewhere)) == grpc.StatusCode.NOT_FOUND
-    assert await code(stub.UpsertAgent(pb.UpsertAgentRequest(email="z@example.com", name="Z", max_chats=1,
-                                                             department_ids=[sales.id]),
-                                       metadata=elsewhere)) == grpc.StatusCode.NOT_FOUND
-    assert await code(stub.ListAgents(pb.ListAgentsRequest(department_id=str(uuid.uuid4())),
-                                      metadata=admin)) == grpc.StatusCode.NOT_FOUND
+    assert (
+        await code(
+            stub.SetAvailability(
+                pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE, agent_id=agent.id), metadata=elsewhere
+            )
+        )
+        == grpc.StatusCode.NOT_FOUND
+    )
+    assert (
+        await code(
+            stub.UpsertAgent(
+                pb.UpsertAgentRequest(email="z@example.com", name="Z", max_chats=1, department_ids=[sales.id]), metadata=elsewhere
+            )
+        )
+        == grpc.StatusCode.NOT_FOUND
+    )
+    assert (
+        await code(stub.ListAgents(pb.ListAgentsRequest(department_id=str(uuid.uuid4())), metadata=admin))
+        == grpc.StatusCode.NOT_FOUND
+    )
     unchanged = await stub.GetAgent(pb.GetAgentRequest(agent_id=agent.id), metadata=admin)
     assert unchanged.availability == pb.AVAILABILITY_OFFLINE
 
@@ -125,8 +164,9 @@ async def test_rout01_get_department_answers_for_the_callers_tenant_only(kit, te
     # Admins, agents and services (conversation asks before StartChat) may read it.
     for md in (kit.admin(), kit.as_agent(str(uuid.uuid4())), auth(tenant, "service", "conversation")):
         assert await kit.stub.GetDepartment(pb.GetDepartmentRequest(department_id=sales.id), metadata=md) == sales
-    get = lambda department_id, md=None: kit.stub.GetDepartment(pb.GetDepartmentRequest(department_id=department_id),
-                                                                metadata=md or kit.admin())
+    get = lambda department_id, md=None: kit.stub.GetDepartment(
+        pb.GetDepartmentRequest(department_id=department_id), metadata=md or kit.admin()
+    )
     assert await status_of(get(str(uuid.uuid4()))) == grpc.StatusCode.NOT_FOUND
     assert await status_of(get(sales.id, auth(f"{tenant}-other", "service", "conversation"))) == grpc.StatusCode.NOT_FOUND
     assert await status_of(get(sales.id, auth(f"{tenant}-other", "admin", "admin"))) == grpc.StatusCode.NOT_FOUND

@@ -41,8 +41,7 @@ async def test_rout02_assign_right_after_start_waits_for_the_event(kit, db):
     # The event held back a moment: the call waits for it instead of answering NOT_FOUND.
     held = await _hold_back_chat_events(db)
     late = await kit.start_chat_in_conversation(sales.id, "v-2")
-    assign = asyncio.ensure_future(kit.stub.AssignChat(pb.AssignChatRequest(chat_id=late, agent_id=a.id),
-                                                     metadata=kit.admin()))
+    assign = asyncio.ensure_future(kit.stub.AssignChat(pb.AssignChatRequest(chat_id=late, agent_id=a.id), metadata=kit.admin()))
     await asyncio.sleep(ARRIVAL_WAIT / 3)
     assert not assign.done()
     await held.rollback()

@@ -36,8 +36,7 @@ async def test_rout02_with_conversation_down_an_unknown_chat_is_unavailable_and_
 
     # The event arrives while the call waits: the call goes on as usual.
     late = str(uuid.uuid4())
-    assign = asyncio.ensure_future(kit.stub.AssignChat(pb.AssignChatRequest(chat_id=late, agent_id=a.id),
-                                                     metadata=kit.admin()))
+    assign = asyncio.ensure_future(kit.stub.AssignChat(pb.AssignChatRequest(chat_id=late, agent_id=a.id), metadata=kit.admin()))
     await asyncio.sleep(ARRIVAL_WAIT / 4)
     await kit.start_chat(sales.id, chat_id=late)
     assigned = await assign

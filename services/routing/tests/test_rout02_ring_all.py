@@ -97,10 +97,14 @@ async def test_rout02_accept_bad_input(kit, tenant):
     assert await status_of(accept(chat, auth(f"{tenant}-x", "agent", a.id))) == grpc.StatusCode.NOT_FOUND
     assert await status_of(accept(chat, kit.as_agent("not-an-agent"))) == grpc.StatusCode.PERMISSION_DENIED
     assert await status_of(stub.ListOffers(pb.ListOffersRequest(), metadata=kit.admin())) == grpc.StatusCode.PERMISSION_DENIED
-    assert await status_of(stub.GetAssignment(pb.GetAssignmentRequest(chat_id=str(uuid.uuid4())),
-                                              metadata=kit.admin())) == grpc.StatusCode.NOT_FOUND
-    assert await status_of(stub.GetAssignment(pb.GetAssignmentRequest(chat_id=chat),
-                                              metadata=kit.visitor("v-1"))) == grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        await status_of(stub.GetAssignment(pb.GetAssignmentRequest(chat_id=str(uuid.uuid4())), metadata=kit.admin()))
+        == grpc.StatusCode.NOT_FOUND
+    )
+    assert (
+        await status_of(stub.GetAssignment(pb.GetAssignmentRequest(chat_id=chat), metadata=kit.visitor("v-1")))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
     still = await kit.assignment(chat)
     assert still.state == pb.ASSIGNMENT_STATE_QUEUED and await kit.offers(a.id) == [chat]
     taken = await accept(chat, kit.as_agent(a.id))

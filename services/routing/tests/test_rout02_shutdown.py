@@ -25,7 +25,9 @@ from tests.fixtures import channel_to, eventually
 async def _passes_waiting(db, lock_key: str) -> int:
     return await db.fetchval(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 "
-        "AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)", lock_key)
+        "AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
+        lock_key,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -47,8 +49,9 @@ async def _routing_with_a_pass_held(bus, db, tenant: str):
             await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", lock_key)
             try:
                 # The agent coming online starts a background pass, which waits for the lock.
-                await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE),
-                                               metadata=kit.as_agent(agent.id))
+                await kit.stub.SetAvailability(
+                    pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE), metadata=kit.as_agent(agent.id)
+                )
                 await eventually(lambda: _passes_waiting(db, lock_key), "a pass waiting inside its transaction")
                 yield runner, held
             finally:

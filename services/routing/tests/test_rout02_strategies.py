@@ -46,6 +46,7 @@ async def test_rout02_least_loaded_picks_fewest_open_chats_then_longest_idle(kit
         await kit.wait_state(chat, pb.ASSIGNMENT_STATE_QUEUED)
         await kit.stub.AssignChat(pb.AssignChatRequest(chat_id=chat, agent_id=agent.id), metadata=kit.admin())
         await kit.wait_offers(agent.id, lambda o: chat not in o)
+
     await give(a)
     await give(a)
     await give(c)
@@ -70,8 +71,7 @@ async def test_rout02_unanswered_offer_times_out_to_the_next_agent_and_decline_m
     timed_out = await events.wait("offer_declined", chat_id=chat)
     assert timed_out[0].agent_id == first and timed_out[0].reason == "timeout"
     # The second declines: the chat goes back to the first (the only one left who did not decline).
-    await kit.stub.DeclineChat(pb.DeclineChatRequest(chat_id=chat, reason="busy with a call"),
-                               metadata=kit.as_agent(second))
+    await kit.stub.DeclineChat(pb.DeclineChatRequest(chat_id=chat, reason="busy with a call"), metadata=kit.as_agent(second))
     declined = await events.wait("offer_declined", chat_id=chat, agent_id=second)
     assert declined[0].reason == "busy with a call"
     again = kit.stub.DeclineChat(pb.DeclineChatRequest(chat_id=chat), metadata=kit.as_agent(second))
@@ -88,11 +88,12 @@ async def test_rout02_away_agents_get_no_offers_and_going_away_withdraws_them(ki
     await kit.wait_offers(a.id, lambda o: chat in o)
     await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_AWAY), metadata=kit.as_agent(a.id))
     assert await kit.offers(a.id) == []
-    assert await status_of(kit.stub.AcceptChat(pb.AcceptChatRequest(chat_id=chat), metadata=kit.as_agent(a.id))) \
+    assert (
+        await status_of(kit.stub.AcceptChat(pb.AcceptChatRequest(chat_id=chat), metadata=kit.as_agent(a.id)))
         == grpc.StatusCode.FAILED_PRECONDITION
+    )
     await kit.wait_offers(b.id, lambda o: chat in o)
-    await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_OFFLINE),
-                                   metadata=kit.as_agent(b.id))
+    await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_OFFLINE), metadata=kit.as_agent(b.id))
     assert await kit.offers(b.id) == []
     later = await kit.start_chat(dept.id)
     await kit.wait_state(later, pb.ASSIGNMENT_STATE_QUEUED)
@@ -138,7 +139,9 @@ async def _queue_lock_holder_waits_on(db, tenant: str, department_id: str, table
         "WHERE held.locktype = 'advisory' AND held.granted AND held.objsubid = 1 "
         "AND ((held.classid::bigint << 32) | held.objid::bigint) = hashtextextended($1, 0) "
         "AND waiting.relation = $2::regclass AND NOT waiting.granted)",
-        "routing:" + queue_key(tenant, department_id), table)
+        "routing:" + queue_key(tenant, department_id),
+        table,
+    )
 
 
 async def test_rout02_a_pass_with_stale_candidates_never_offers_to_an_agent_who_went_offline(kit, db, tenant):
@@ -157,8 +160,9 @@ async def test_rout02_a_pass_with_stale_candidates_never_offers_to_an_agent_who_
     try:
         await kit.department("Sales", pb.STRATEGY_RING_ALL)  # an upsert runs a pass of the queue
         await eventually(lambda: _queue_lock_holder_waits_on(db, tenant, dept.id, "offer_refusals"), "a pass held")
-        await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_OFFLINE),
-                                       metadata=kit.as_agent(b.id))
+        await kit.stub.SetAvailability(
+            pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_OFFLINE), metadata=kit.as_agent(b.id)
+        )
         assert await kit.offers(b.id) == []
     finally:
         await held.rollback()  # the pass goes on: b is a candidate in its list, with no offer left

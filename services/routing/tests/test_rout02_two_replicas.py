@@ -40,9 +40,15 @@ async def replicas():
     for _ in range(2):
         port = free_port()
         log = tempfile.TemporaryFile()
-        env = {**os.environ, "KAIWA_ROUTING_PORT": str(port), "KAIWA_LOG_LEVEL": "WARNING",
-               "KAIWA_TIMER_POLL": "0.05", "KAIWA_ROUTING_SWEEP": "1.0", "KAIWA_DB_POOL_MAX": "15",
-               "KAIWA_SUBJECT_PREFIX": PREFIX}
+        env = {
+            **os.environ,
+            "KAIWA_ROUTING_PORT": str(port),
+            "KAIWA_LOG_LEVEL": "WARNING",
+            "KAIWA_TIMER_POLL": "0.05",
+            "KAIWA_ROUTING_SWEEP": "1.0",
+            "KAIWA_DB_POOL_MAX": "15",
+            "KAIWA_SUBJECT_PREFIX": PREFIX,
+        }
         procs.append(subprocess.Popen([sys.executable, "-m", "kaiwa_routing.main"], env=env, stdout=log, stderr=log))
         logs.append(log)
         ports.append(port)
@@ -80,8 +86,10 @@ async def replicas():
 
 def _max_overlap(intervals) -> int:
     """Largest number of intervals open at one instant (a release before an assignment at the same instant)."""
-    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals if end is not None],
-                    key=lambda p: (p[0], p[1]))
+    points = sorted(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals if end is not None],
+        key=lambda p: (p[0], p[1]),
+    )
     open_now = peak = 0
     for _, delta in points:
         open_now += delta
@@ -97,20 +105,28 @@ async def test_rout02_two_replicas_never_exceed_capacity_double_assign_or_lose_a
     js = bus.jetstream()
     admin = auth(tenant, "admin", "admin")
     one, two = replicas
-    ring = await one.UpsertDepartment(pb.UpsertDepartmentRequest(name="Ring", strategy=pb.STRATEGY_RING_ALL,
-                                                                 max_wait_seconds=600), metadata=admin)
-    least = await two.UpsertDepartment(pb.UpsertDepartmentRequest(name="Least", strategy=pb.STRATEGY_LEAST_LOADED,
-                                                                  accept_timeout_seconds=2, max_wait_seconds=600),
-                                       metadata=admin)
+    ring = await one.UpsertDepartment(
+        pb.UpsertDepartmentRequest(name="Ring", strategy=pb.STRATEGY_RING_ALL, max_wait_seconds=600), metadata=admin
+    )
+    least = await two.UpsertDepartment(
+        pb.UpsertDepartmentRequest(
+            name="Least", strategy=pb.STRATEGY_LEAST_LOADED, accept_timeout_seconds=2, max_wait_seconds=600
+        ),
+        metadata=admin,
+    )
     agents = []
     for i in range(AGENTS):
         # A ring-all department of 20 (a chat rings them all) and a least-loaded one of 90.
         departments = [ring.id] if i % 10 == 0 else [ring.id, least.id] if i % 10 == 1 else [least.id]
-        agent = await replicas[i % 2].UpsertAgent(pb.UpsertAgentRequest(
-            email=f"agent{i}@example.com", name=f"Agent {i}", department_ids=departments, max_chats=1 + i % 3),
-            metadata=admin)
-        await replicas[i % 2].SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE),
-                                              metadata=auth(tenant, "agent", agent.id))
+        agent = await replicas[i % 2].UpsertAgent(
+            pb.UpsertAgentRequest(
+                email=f"agent{i}@example.com", name=f"Agent {i}", department_ids=departments, max_chats=1 + i % 3
+            ),
+            metadata=admin,
+        )
+        await replicas[i % 2].SetAvailability(
+            pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE), metadata=auth(tenant, "agent", agent.id)
+        )
         agents.append(agent)
 
     prefix = PREFIX
@@ -120,8 +136,9 @@ async def test_rout02_two_replicas_never_exceed_capacity_double_assign_or_lose_a
 
     async def publish(payload):
         event = make_event("conversation", tenant, payload)
-        await js.publish(subject(prefix, "conversation", event.type), event.SerializeToString(),
-                         headers={"Nats-Msg-Id": event.id})
+        await js.publish(
+            subject(prefix, "conversation", event.type), event.SerializeToString(), headers={"Nats-Msg-Id": event.id}
+        )
 
     async def end_later(chat_id: str, delay: float):
         await asyncio.sleep(delay)
@@ -168,8 +185,9 @@ async def test_rout02_two_replicas_never_exceed_capacity_double_assign_or_lose_a
         while True:
             i = rng.randrange(AGENTS)
             stub, md = replicas[i % 2], auth(tenant, "agent", agents[i].id)
-            await stub.SetAvailability(pb.SetAvailabilityRequest(availability=rng.choice(
-                [pb.AVAILABILITY_AWAY, pb.AVAILABILITY_OFFLINE])), metadata=md)
+            await stub.SetAvailability(
+                pb.SetAvailabilityRequest(availability=rng.choice([pb.AVAILABILITY_AWAY, pb.AVAILABILITY_OFFLINE])), metadata=md
+            )
             await asyncio.sleep(rng.uniform(0.05, 0.2))
             await stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_ONLINE), metadata=md)
 
@@ -181,16 +199,26 @@ async def test_rout02_two_replicas_never_exceed_capacity_double_assign_or_lose_a
             chat_id = rng.choice(list(accepted))
             target = agents[rng.randrange(AGENTS)]
             try:
-                await replicas[rng.randrange(2)].AssignChat(pb.AssignChatRequest(chat_id=chat_id, agent_id=target.id),
-                                                            metadata=admin)
+                await replicas[rng.randrange(2)].AssignChat(
+                    pb.AssignChatRequest(chat_id=chat_id, agent_id=target.id), metadata=admin
+                )
             except grpc.aio.AioRpcError as exc:
                 assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION, exc
 
     workers = [asyncio.create_task(agent_loop(i, a)) for i, a in enumerate(agents)]
     workers += [asyncio.create_task(availability_chaos()), asyncio.create_task(reassign_chaos())]
     chats = [str(uuid.uuid4()) for _ in range(CHATS)]
-    started = [conv.ChatStarted(chat_id=c, channel="CHANNEL_WEB", visitor_id=f"v-{n}", question="help",
-                                department_id=ring.id if n % 5 == 0 else least.id, state="queued") for n, c in enumerate(chats)]
+    started = [
+        conv.ChatStarted(
+            chat_id=c,
+            channel="CHANNEL_WEB",
+            visitor_id=f"v-{n}",
+            question="help",
+            department_id=ring.id if n % 5 == 0 else least.id,
+            state="queued",
+        )
+        for n, c in enumerate(chats)
+    ]
     await asyncio.gather(*(publish(p) for p in started))
     for chat_id in rng.sample(chats, CHATS // 20):  # visitors who leave while waiting
         spawn(end_later(chat_id, rng.uniform(0.0, 1.0)))
@@ -215,12 +243,14 @@ async def test_rout02_two_replicas_never_exceed_capacity_double_assign_or_lose_a
         assert await conn.fetchval("SELECT count(*) FROM offers WHERE tenant = $1", tenant) == 0
         assert await conn.fetchval("SELECT count(*) FROM assignments WHERE tenant = $1 AND released_at IS NULL", tenant) == 0
         assert await conn.fetchval("SELECT sum(active_chats) FROM agents WHERE tenant = $1", tenant) == 0
-        never_assigned = set(chats) - {str(r["chat_id"]) for r in await conn.fetch(
-            "SELECT DISTINCT chat_id FROM assignments WHERE tenant = $1", tenant)}
+        never_assigned = set(chats) - {
+            str(r["chat_id"]) for r in await conn.fetch("SELECT DISTINCT chat_id FROM assignments WHERE tenant = $1", tenant)
+        }
         assert never_assigned <= ended - set(accepted)  # only visitors who left early may never have had an agent
 
-        history = await conn.fetch("SELECT chat_id, agent_id, assigned_at, released_at FROM assignments WHERE tenant = $1",
-                                   tenant)
+        history = await conn.fetch(
+            "SELECT chat_id, agent_id, assigned_at, released_at FROM assignments WHERE tenant = $1", tenant
+        )
         assert len(history) >= len(accepted)
         # No chat ever had two owners at the same time.
         by_chat = defaultdict(list)

@@ -31,10 +31,17 @@ async def crm_bridge():
 
 
 async def _record(crm_bridge, tenant, email, owner="", fields=None, deals=(), kind=crm.RECORD_TYPE_LEAD):
-    await crm_bridge.UpsertRecord(crm.UpsertRecordRequest(
-        type=kind, email=email, name=email.split("@")[0], fields=fields or {}, owner=owner,
-        deals=[crm.Deal(name=f"deal {i}", stage="Negotiation", amount=amount, open=True) for i, amount in enumerate(deals)]),
-        metadata=auth(tenant, "admin", "admin-1"))
+    await crm_bridge.UpsertRecord(
+        crm.UpsertRecordRequest(
+            type=kind,
+            email=email,
+            name=email.split("@")[0],
+            fields=fields or {},
+            owner=owner,
+            deals=[crm.Deal(name=f"deal {i}", stage="Negotiation", amount=amount, open=True) for i, amount in enumerate(deals)],
+        ),
+        metadata=auth(tenant, "admin", "admin-1"),
+    )
 
 
 def cond(field, op, value=""):
@@ -54,8 +61,7 @@ async def test_rout02_crm_owner_first_then_the_department(kit, crm_bridge):
     await kit.wait_offers(other.id, lambda o: stranger in o)
     await kit.wait_offers(owner.id, lambda o: stranger in o)
     # The owner away: the repeat visitor's next chat goes to the department.
-    await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_AWAY),
-                                   metadata=kit.as_agent(owner.id))
+    await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_AWAY), metadata=kit.as_agent(owner.id))
     later = await kit.start_chat(dept.id, visitor_email="repeat@customer.jp")
     await kit.wait_offers(other.id, lambda o: later in o)
 
@@ -66,14 +72,33 @@ async def test_rout03_assignment_rules_on_deals_lead_fields_and_visitor_type(kit
     acme = await kit.agent("acme@example.com", [dept.id], max_chats=5)
     rest = await kit.agent("rest@example.com", [dept.id], max_chats=5)
     admin = kit.admin()
-    big = await kit.stub.UpsertRule(pb.Rule(
-        kind=pb.RULE_KIND_ASSIGNMENT, name="big deals", order=1, agent_ids=[vip.id],
-        conditions=[cond("deals.open_count", pb.OPERATOR_AT_LEAST, "1"),
-                    cond("deals.open_amount", pb.OPERATOR_AT_LEAST, "10000")]), metadata=admin)
-    await kit.stub.UpsertRule(pb.Rule(
-        kind=pb.RULE_KIND_ASSIGNMENT, name="acme", order=2, department_id=dept.id, agent_ids=[acme.id],
-        conditions=[cond("lead.Company", pb.OPERATOR_EQUALS, "ACME"), cond("visitor_type", pb.OPERATOR_NOT_EQUALS, "customer")]),
-        metadata=admin)
+    big = await kit.stub.UpsertRule(
+        pb.Rule(
+            kind=pb.RULE_KIND_ASSIGNMENT,
+            name="big deals",
+            order=1,
+            agent_ids=[vip.id],
+            conditions=[
+                cond("deals.open_count", pb.OPERATOR_AT_LEAST, "1"),
+                cond("deals.open_amount", pb.OPERATOR_AT_LEAST, "10000"),
+            ],
+        ),
+        metadata=admin,
+    )
+    await kit.stub.UpsertRule(
+        pb.Rule(
+            kind=pb.RULE_KIND_ASSIGNMENT,
+            name="acme",
+            order=2,
+            department_id=dept.id,
+            agent_ids=[acme.id],
+            conditions=[
+                cond("lead.Company", pb.OPERATOR_EQUALS, "ACME"),
+                cond("visitor_type", pb.OPERATOR_NOT_EQUALS, "customer"),
+            ],
+        ),
+        metadata=admin,
+    )
     rules = await kit.stub.ListRules(pb.ListRulesRequest(kind=pb.RULE_KIND_ASSIGNMENT), metadata=admin)
     assert [r.name for r in rules.rules] == ["big deals", "acme"] and rules.rules[0].id == big.id
 
@@ -90,8 +115,7 @@ async def test_rout03_assignment_rules_on_deals_lead_fields_and_visitor_type(kit
     assert sorted(await kit.offers(vip.id)) == sorted([rich, plain])
 
     # The rule's agent away: the chat goes by the department's strategy instead.
-    await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_AWAY),
-                                   metadata=kit.as_agent(vip.id))
+    await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_AWAY), metadata=kit.as_agent(vip.id))
     await kit.wait_offers(rest.id, lambda o: rich in o)
 
     await kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=big.id), metadata=admin)
@@ -100,8 +124,15 @@ async def test_rout03_assignment_rules_on_deals_lead_fields_and_visitor_type(kit
 
 async def test_rout04_priority_rules_order_the_queue_and_visitors_see_position_and_estimate(kit, crm_bridge, events):
     dept = await kit.department("Support", max_wait_seconds=600)
-    await kit.stub.UpsertRule(pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="open deals first", order=1,
-                                      conditions=[cond("visitor_type", pb.OPERATOR_EQUALS, "deal")]), metadata=kit.admin())
+    await kit.stub.UpsertRule(
+        pb.Rule(
+            kind=pb.RULE_KIND_PRIORITY,
+            name="open deals first",
+            order=1,
+            conditions=[cond("visitor_type", pb.OPERATOR_EQUALS, "deal")],
+        ),
+        metadata=kit.admin(),
+    )
     await _record(crm_bridge, kit.tenant, "buyer@deal.jp", deals=[1200])
     first = await kit.start_chat(dept.id, visitor_email="one@plain.jp", visitor_id="v-1")
     await kit.wait_state(first, pb.ASSIGNMENT_STATE_QUEUED)
@@ -117,8 +148,10 @@ async def test_rout04_priority_rules_order_the_queue_and_visitors_see_position_a
     assert asked.position == 3 and asked.state == pb.ASSIGNMENT_STATE_QUEUED
     head = await kit.stub.GetQueuePosition(pb.GetQueuePositionRequest(chat_id=buyer), metadata=kit.visitor("v-3"))
     assert head.position == 1 and 0 < head.estimated_wait_seconds < asked.estimated_wait_seconds
-    assert await status_of(kit.stub.GetQueuePosition(pb.GetQueuePositionRequest(chat_id=second),
-                                                     metadata=kit.visitor("v-1"))) == grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        await status_of(kit.stub.GetQueuePosition(pb.GetQueuePositionRequest(chat_id=second), metadata=kit.visitor("v-1")))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
     # Positions reach the chat stream through events.
     # (an announcement made before the buyer queued may say 2 first: wait for the 3)
     announced = await events.wait("queue_position_changed", chat_id=second, position=3)
@@ -145,8 +178,9 @@ async def test_rout03_rules_bad_input(kit):
         pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=0, conditions=good),
         pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1),
         pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1, conditions=[cond("salary", pb.OPERATOR_EQUALS, "1")]),
-        pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1,
-                conditions=[cond("deals.open_amount", pb.OPERATOR_AT_LEAST, "lots")]),
+        pb.Rule(
+            kind=pb.RULE_KIND_PRIORITY, name="r", order=1, conditions=[cond("deals.open_amount", pb.OPERATOR_AT_LEAST, "lots")]
+        ),
         pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1, conditions=[cond("visitor_type", pb.OPERATOR_UNSPECIFIED, "x")]),
         pb.Rule(kind=pb.RULE_KIND_ASSIGNMENT, name="r", order=1, conditions=good),
         pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="r", order=1, conditions=good, agent_ids=[agent.id]),
@@ -165,24 +199,43 @@ async def test_rout03_rules_bad_input(kit):
     assert await status_of(kit.stub.UpsertRule(ok, metadata=kit.as_agent(agent.id))) == grpc.StatusCode.PERMISSION_DENIED
     saved = await kit.stub.UpsertRule(ok, metadata=admin)
     elsewhere = auth(f"{kit.tenant}-x", "admin", "admin")
-    assert await status_of(kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=saved.id), metadata=elsewhere)) \
+    assert (
+        await status_of(kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=saved.id), metadata=elsewhere))
         == grpc.StatusCode.NOT_FOUND
-    assert await status_of(kit.stub.UpsertRule(pb.Rule(id=saved.id, kind=pb.RULE_KIND_PRIORITY, name="stolen", order=1,
-                                                       conditions=good), metadata=elsewhere)) == grpc.StatusCode.NOT_FOUND
-    assert await status_of(kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=""), metadata=admin)) \
-        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert (
+        await status_of(
+            kit.stub.UpsertRule(
+                pb.Rule(id=saved.id, kind=pb.RULE_KIND_PRIORITY, name="stolen", order=1, conditions=good), metadata=elsewhere
+            )
+        )
+        == grpc.StatusCode.NOT_FOUND
+    )
+    assert (
+        await status_of(kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=""), metadata=admin)) == grpc.StatusCode.INVALID_ARGUMENT
+    )
     assert [r.name for r in (await kit.stub.ListRules(pb.ListRulesRequest(), metadata=admin)).rules] == ["r"]
 
 
 async def test_rout03_a_rule_creation_retried_with_its_request_id_creates_one_rule(kit):
     admin = kit.admin()
-    rule = pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="deals first", order=1, request_id="rule-1",
-                   conditions=[cond("visitor_type", pb.OPERATOR_EQUALS, "deal")])
+    rule = pb.Rule(
+        kind=pb.RULE_KIND_PRIORITY,
+        name="deals first",
+        order=1,
+        request_id="rule-1",
+        conditions=[cond("visitor_type", pb.OPERATOR_EQUALS, "deal")],
+    )
     first = await kit.stub.UpsertRule(rule, metadata=admin)
     again = await kit.stub.UpsertRule(rule, metadata=admin)
     assert again.id == first.id and first.request_id == ""
-    other = pb.Rule(kind=pb.RULE_KIND_PRIORITY, name="leads next", order=2, request_id="rule-1",
-                    conditions=[cond("visitor_type", pb.OPERATOR_EQUALS, "lead")])
+    other = pb.Rule(
+        kind=pb.RULE_KIND_PRIORITY,
+        name="leads next",
+        order=2,
+        request_id="rule-1",
+        conditions=[cond("visitor_type", pb.OPERATOR_EQUALS, "lead")],
+    )
     assert await status_of(kit.stub.UpsertRule(other, metadata=admin)) == grpc.StatusCode.INVALID_ARGUMENT
     assert [r.id for r in (await kit.stub.ListRules(pb.ListRulesRequest(), metadata=admin)).rules] == [first.id]
     await kit.stub.DeleteRule(pb.DeleteRuleRequest(rule_id=first.id), metadata=admin)

@@ -25,9 +25,16 @@ def crm_bridge_down():
 async def test_rout03_crm_unreachable_falls_back_to_the_department_strategy(kit):
     dept = await kit.department("Sales", pb.STRATEGY_CRM_OWNER)
     a, b = [await kit.agent(f"{n}@example.com", [dept.id]) for n in "ab"]
-    await kit.stub.UpsertRule(pb.Rule(kind=pb.RULE_KIND_ASSIGNMENT, name="vip", order=1, agent_ids=[a.id],
-                                      conditions=[pb.Condition(field="visitor_type", op=pb.OPERATOR_EQUALS, value="deal")]),
-                              metadata=kit.admin())
+    await kit.stub.UpsertRule(
+        pb.Rule(
+            kind=pb.RULE_KIND_ASSIGNMENT,
+            name="vip",
+            order=1,
+            agent_ids=[a.id],
+            conditions=[pb.Condition(field="visitor_type", op=pb.OPERATOR_EQUALS, value="deal")],
+        ),
+        metadata=kit.admin(),
+    )
     chat = await kit.start_chat(dept.id, visitor_email="someone@customer.jp")
     await kit.wait_offers(a.id, lambda o: chat in o)
     await kit.wait_offers(b.id, lambda o: chat in o)

@@ -33,10 +33,14 @@ async def test_rout05_unanswered_chats_become_missed_with_reason_wait_and_depart
     assert by_chat[ignored].waited_seconds >= 0 and by_chat[ignored].department_id == busy.id
     only_sales = await kit.stub.ListMissedChats(pb.ListMissedChatsRequest(department_id=busy.id), metadata=kit.admin())
     assert [c.chat_id for c in only_sales.chats] == [ignored]
-    assert await status_of(kit.stub.ListMissedChats(pb.ListMissedChatsRequest(limit=5000), metadata=kit.admin())) \
+    assert (
+        await status_of(kit.stub.ListMissedChats(pb.ListMissedChatsRequest(limit=5000), metadata=kit.admin()))
         == grpc.StatusCode.INVALID_ARGUMENT
-    assert await status_of(kit.stub.ListMissedChats(pb.ListMissedChatsRequest(), metadata=kit.visitor("v"))) \
+    )
+    assert (
+        await status_of(kit.stub.ListMissedChats(pb.ListMissedChatsRequest(), metadata=kit.visitor("v")))
         == grpc.StatusCode.PERMISSION_DENIED
+    )
 
 
 async def test_rout05_a_chat_taken_in_time_is_not_missed(kit, events):

@@ -28,8 +28,9 @@ async def test_rout06_assign_to_oneself_and_reassign_to_another_agent(kit, event
     mine = await kit.stub.AssignChat(pb.AssignChatRequest(chat_id=chat), metadata=kit.as_agent(a.id))
     assert mine.state == pb.ASSIGNMENT_STATE_ASSIGNED and mine.agent_id == a.id
     assert await kit.offers(b.id) == []
-    moved = await kit.stub.AssignChat(pb.AssignChatRequest(chat_id=chat, agent_email="B@example.com"),
-                                      metadata=kit.as_agent(a.id))
+    moved = await kit.stub.AssignChat(
+        pb.AssignChatRequest(chat_id=chat, agent_email="B@example.com"), metadata=kit.as_agent(a.id)
+    )
     assert moved.agent_id == b.id
     await events.wait("chat_assigned", chat_id=chat, how="reassigned", previous_agent_id=a.id, agent_id=b.id)
     assert (await kit.wait_agent(a.id, 0)).active_chats == 0
@@ -57,22 +58,26 @@ async def test_rout06_transfer_to_an_agent_accepted_moves_chat_and_capacity(kit,
     a = await kit.agent("a@example.com", [dept.id])
     b = await kit.agent("b@example.com", [dept.id])
     chat = await _assigned_chat(kit, dept, a)
-    transfer = await kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com",
-                                                                  note="needs billing help"), metadata=kit.as_agent(a.id))
+    transfer = await kit.stub.TransferChat(
+        pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com", note="needs billing help"),
+        metadata=kit.as_agent(a.id),
+    )
     assert transfer.state == pb.TRANSFER_STATE_PENDING and transfer.to_agent_id == b.id
     requested = await events.wait("transfer_requested", chat_id=chat)
     assert requested[0].note == "needs billing help" and requested[0].to_agent_id == b.id
     waiting = await kit.stub.ListTransfers(pb.ListTransfersRequest(), metadata=kit.as_agent(b.id))
     assert [t.id for t in waiting.transfers] == [transfer.id]
     assert list((await kit.stub.ListTransfers(pb.ListTransfersRequest(), metadata=kit.as_agent(a.id))).transfers) == []
-    again = kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com"),
-                                  metadata=kit.as_agent(a.id))
+    again = kit.stub.TransferChat(
+        pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com"), metadata=kit.as_agent(a.id)
+    )
     assert await status_of(again) == grpc.StatusCode.FAILED_PRECONDITION  # one pending transfer at a time
     wrong = kit.stub.AnswerTransfer(pb.AnswerTransferRequest(transfer_id=transfer.id, accept=True), metadata=kit.as_agent(a.id))
     assert await status_of(wrong) == grpc.StatusCode.PERMISSION_DENIED
 
-    done = await kit.stub.AnswerTransfer(pb.AnswerTransferRequest(transfer_id=transfer.id, accept=True),
-                                         metadata=kit.as_agent(b.id))
+    done = await kit.stub.AnswerTransfer(
+        pb.AnswerTransferRequest(transfer_id=transfer.id, accept=True), metadata=kit.as_agent(b.id)
+    )
     assert done.state == pb.TRANSFER_STATE_ACCEPTED and done.answered_by == b.id
     await events.wait("chat_assigned", chat_id=chat, how="transferred", previous_agent_id=a.id, agent_id=b.id)
     assert (await kit.assignment(chat)).agent_id == b.id
@@ -86,21 +91,25 @@ async def test_rout06_declined_transfer_stays_or_returns_to_the_queue_when_the_a
     a = await kit.agent("a@example.com", [dept.id])
     b = await kit.agent("b@example.com", [dept.id])
     chat = await _assigned_chat(kit, dept, a)
-    t = await kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com", note="VIP"),
-                                    metadata=kit.as_agent(a.id))
-    declined = await kit.stub.AnswerTransfer(pb.AnswerTransferRequest(transfer_id=t.id, accept=False, reason="in a call"),
-                                             metadata=kit.as_agent(b.id))
+    t = await kit.stub.TransferChat(
+        pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com", note="VIP"), metadata=kit.as_agent(a.id)
+    )
+    declined = await kit.stub.AnswerTransfer(
+        pb.AnswerTransferRequest(transfer_id=t.id, accept=False, reason="in a call"), metadata=kit.as_agent(b.id)
+    )
     assert declined.state == pb.TRANSFER_STATE_DECLINED and declined.decline_reason == "in a call"
     event = (await events.wait("transfer_declined", transfer_id=t.id))[0]
     assert event.note == "VIP" and event.reason == "in a call" and not event.returned_to_queue
     assert (await kit.assignment(chat)).agent_id == a.id
 
     # The owner goes offline and the next transfer is declined: back to the queue.
-    t2 = await kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com", note="leaving"),
-                                     metadata=kit.as_agent(a.id))
+    t2 = await kit.stub.TransferChat(
+        pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com", note="leaving"), metadata=kit.as_agent(a.id)
+    )
     await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_OFFLINE), metadata=kit.as_agent(a.id))
-    await kit.stub.AnswerTransfer(pb.AnswerTransferRequest(transfer_id=t2.id, accept=False, reason="no"),
-                                  metadata=kit.as_agent(b.id))
+    await kit.stub.AnswerTransfer(
+        pb.AnswerTransferRequest(transfer_id=t2.id, accept=False, reason="no"), metadata=kit.as_agent(b.id)
+    )
     event = (await events.wait("transfer_declined", transfer_id=t2.id))[0]
     assert event.returned_to_queue and event.note == "leaving"
     assert (await kit.assignment(chat)).state == pb.ASSIGNMENT_STATE_QUEUED
@@ -115,15 +124,17 @@ async def test_rout06_transfer_to_a_department_by_name_and_timeout(kit, events):
     x = await kit.agent("x@example.com", [billing.id])
     y = await kit.agent("y@example.com", [billing.id])
     chat = await _assigned_chat(kit, sales, a)
-    t = await kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_department_name="Billing", note="invoice"),
-                                    metadata=kit.as_agent(a.id))
+    t = await kit.stub.TransferChat(
+        pb.TransferChatRequest(chat_id=chat, to_department_name="Billing", note="invoice"), metadata=kit.as_agent(a.id)
+    )
     assert t.to_department_id == billing.id
     requested = (await events.wait("transfer_requested", transfer_id=t.id))[0]
     assert requested.to_department_name == "Billing"
     outsider = kit.stub.AnswerTransfer(pb.AnswerTransferRequest(transfer_id=t.id, accept=True), metadata=kit.as_agent(a.id))
     assert await status_of(outsider) == grpc.StatusCode.PERMISSION_DENIED
-    still = await kit.stub.AnswerTransfer(pb.AnswerTransferRequest(transfer_id=t.id, accept=False, reason="lunch"),
-                                          metadata=kit.as_agent(x.id))
+    still = await kit.stub.AnswerTransfer(
+        pb.AnswerTransferRequest(transfer_id=t.id, accept=False, reason="lunch"), metadata=kit.as_agent(x.id)
+    )
     assert still.state == pb.TRANSFER_STATE_PENDING  # y may still take it
     assert list((await kit.stub.ListTransfers(pb.ListTransfersRequest(), metadata=kit.as_agent(x.id))).transfers) == []
     taken = await kit.stub.AnswerTransfer(pb.AnswerTransferRequest(transfer_id=t.id, accept=True), metadata=kit.as_agent(y.id))
@@ -131,8 +142,9 @@ async def test_rout06_transfer_to_a_department_by_name_and_timeout(kit, events):
     assert (await kit.assignment(chat)).agent_id == y.id
 
     # Nobody answers in the department's accept timeout: declined, the chat stays.
-    t2 = await kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_agent_email="x@example.com"),
-                                     metadata=kit.as_agent(y.id))
+    t2 = await kit.stub.TransferChat(
+        pb.TransferChatRequest(chat_id=chat, to_agent_email="x@example.com"), metadata=kit.as_agent(y.id)
+    )
     event = (await events.wait("transfer_declined", transfer_id=t2.id))[0]
     assert event.reason == "timeout" and not event.returned_to_queue
     assert (await kit.assignment(chat)).agent_id == y.id
@@ -166,8 +178,10 @@ async def test_rout06_transfer_bad_input(kit):
     assert await status_of(transfer(chat_id=chat, to_agent_email="b@example.com")) == grpc.StatusCode.FAILED_PRECONDITION
     queued = await kit.start_chat(empty.id)
     await kit.wait_state(queued, pb.ASSIGNMENT_STATE_QUEUED)
-    assert await status_of(transfer(kit.admin(), chat_id=queued, to_agent_email="b@example.com")) \
+    assert (
+        await status_of(transfer(kit.admin(), chat_id=queued, to_agent_email="b@example.com"))
         == grpc.StatusCode.FAILED_PRECONDITION
+    )
     answer = lambda md, **kw: kit.stub.AnswerTransfer(pb.AnswerTransferRequest(**kw), metadata=md)
     assert await status_of(answer(kit.as_agent(b.id), transfer_id="x")) == grpc.StatusCode.INVALID_ARGUMENT
     assert await status_of(answer(kit.as_agent(b.id), transfer_id=str(uuid.uuid4()))) == grpc.StatusCode.NOT_FOUND

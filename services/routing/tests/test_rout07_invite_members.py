@@ -17,8 +17,10 @@ async def test_rout07_invited_agent_joins_while_the_owner_keeps_the_chat(kit, ev
     chat = await kit.start_chat(dept.id, visitor_id="v-1")
     await kit.wait_offers(a.id, lambda o: chat in o)
     await kit.stub.AcceptChat(pb.AcceptChatRequest(chat_id=chat), metadata=kit.as_agent(a.id))
-    member = await kit.stub.InviteAgent(pb.InviteAgentRequest(chat_id=chat, agent_email="b@example.com",
-                                                              note="can you check the invoice?"), metadata=kit.as_agent(a.id))
+    member = await kit.stub.InviteAgent(
+        pb.InviteAgentRequest(chat_id=chat, agent_email="b@example.com", note="can you check the invoice?"),
+        metadata=kit.as_agent(a.id),
+    )
     assert member.agent_id == b.id and member.role == pb.MEMBER_ROLE_PARTICIPANT
     invited = (await events.wait("agent_invited", chat_id=chat))[0]
     assert invited.agent_id == b.id and invited.agent_name == "Ben" and invited.by_agent_id == a.id
@@ -27,13 +29,19 @@ async def test_rout07_invited_agent_joins_while_the_owner_keeps_the_chat(kit, ev
 
     members = await kit.stub.ListMembers(pb.ListMembersRequest(chat_id=chat), metadata=kit.as_agent(b.id))
     assert [(m.name, m.role, m.online) for m in members.members] == [
-        ("Aiko", pb.MEMBER_ROLE_OWNER, True), ("Ben", pb.MEMBER_ROLE_PARTICIPANT, True)]
+        ("Aiko", pb.MEMBER_ROLE_OWNER, True),
+        ("Ben", pb.MEMBER_ROLE_PARTICIPANT, True),
+    ]
     await kit.stub.SetAvailability(pb.SetAvailabilityRequest(availability=pb.AVAILABILITY_OFFLINE), metadata=kit.as_agent(b.id))
     members = await kit.stub.ListMembers(pb.ListMembersRequest(chat_id=chat), metadata=kit.visitor("v-1"))
     assert [(m.name, m.availability, m.online) for m in members.members] == [
-        ("Aiko", pb.AVAILABILITY_ONLINE, True), ("Ben", pb.AVAILABILITY_OFFLINE, False)]
-    assert await status_of(kit.stub.ListMembers(pb.ListMembersRequest(chat_id=chat), metadata=kit.visitor("v-2"))) \
+        ("Aiko", pb.AVAILABILITY_ONLINE, True),
+        ("Ben", pb.AVAILABILITY_OFFLINE, False),
+    ]
+    assert (
+        await status_of(kit.stub.ListMembers(pb.ListMembersRequest(chat_id=chat), metadata=kit.visitor("v-2")))
         == grpc.StatusCode.PERMISSION_DENIED
+    )
 
 
 async def test_rout07_invite_bad_input(kit):
@@ -63,8 +71,10 @@ async def test_rout07_invite_bad_input(kit):
     assert await status_of(invite(chat_id=chat, agent_id=b.id)) == grpc.StatusCode.FAILED_PRECONDITION  # twice
     members = await kit.stub.ListMembers(pb.ListMembersRequest(chat_id=chat), metadata=kit.admin())
     assert [m.agent_id for m in members.members] == [a.id, b.id]
-    assert await status_of(kit.stub.ListMembers(pb.ListMembersRequest(chat_id="x"), metadata=kit.admin())) \
+    assert (
+        await status_of(kit.stub.ListMembers(pb.ListMembersRequest(chat_id="x"), metadata=kit.admin()))
         == grpc.StatusCode.INVALID_ARGUMENT
+    )
 
 
 async def test_rout07_list_departments_for_agents(kit):

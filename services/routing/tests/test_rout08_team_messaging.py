@@ -17,8 +17,9 @@ async def test_rout08_direct_messages_and_board_posts_reach_the_right_agents_liv
     c = await kit.agent("c@example.com", [], name="Chie")
     stream_b = kit.stub.StreamTeamMessages(pb.StreamTeamMessagesRequest(), metadata=kit.as_agent(b.id))
     stream_c = kit.stub.StreamTeamMessages(pb.StreamTeamMessagesRequest(), metadata=kit.as_agent(c.id))
-    dm = await kit.stub.SendTeamMessage(pb.SendTeamMessageRequest(to_agent_email="b@example.com", text="Lunch?"),
-                                        metadata=kit.as_agent(a.id))
+    dm = await kit.stub.SendTeamMessage(
+        pb.SendTeamMessageRequest(to_agent_email="b@example.com", text="Lunch?"), metadata=kit.as_agent(a.id)
+    )
     post = await kit.stub.SendTeamMessage(pb.SendTeamMessageRequest(text="Release at 5pm"), metadata=kit.as_agent(c.id))
     assert dm.to_agent_id == b.id and dm.from_name == "Aiko" and post.to_agent_id == "" and post.seq > dm.seq
 
@@ -26,8 +27,7 @@ async def test_rout08_direct_messages_and_board_posts_reach_the_right_agents_liv
     assert [(m.text, m.from_agent_id) for m in got_b] == [("Lunch?", a.id), ("Release at 5pm", c.id)]
     got_c = await asyncio.wait_for(stream_c.read(), 10)
     assert got_c.text == "Release at 5pm"  # c never sees a's message to b
-    reply = await kit.stub.SendTeamMessage(pb.SendTeamMessageRequest(to_agent_id=a.id, text="Sure"),
-                                           metadata=kit.as_agent(b.id))
+    reply = await kit.stub.SendTeamMessage(pb.SendTeamMessageRequest(to_agent_id=a.id, text="Sure"), metadata=kit.as_agent(b.id))
     assert (await asyncio.wait_for(stream_b.read(), 10)).id == reply.id  # one's own messages too
     stream_b.cancel()
     stream_c.cancel()
@@ -79,8 +79,10 @@ async def test_rout08_a_message_retried_with_its_request_id_is_sent_once(kit):
     assert other.id != first.id
     assert await status_of(send(text="something else", request_id="r-1")) == grpc.StatusCode.INVALID_ARGUMENT
     # The same key from another agent is not theirs to replay.
-    assert await status_of(send(kit.as_agent(b.id), to_agent_email="b@example.com", text="Lunch?", request_id="r-1")) \
+    assert (
+        await status_of(send(kit.as_agent(b.id), to_agent_email="b@example.com", text="Lunch?", request_id="r-1"))
         == grpc.StatusCode.INVALID_ARGUMENT
+    )
     assert await status_of(send(text="hi", request_id="x" * 129)) == grpc.StatusCode.INVALID_ARGUMENT
     seen = await kit.stub.ListTeamMessages(pb.ListTeamMessagesRequest(with_agent_id=b.id), metadata=kit.as_agent(a.id))
     assert [m.id for m in seen.messages] == [first.id, other.id]

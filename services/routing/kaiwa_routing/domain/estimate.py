@@ -24,8 +24,9 @@ import math
 DEFAULT_HANDLING_SECONDS = 300.0
 
 
-def estimated_wait(position: int, mean_handling: float | None, mean_accept: float | None,
-                   online_capacity: int, free_slots: int) -> int:
+def estimated_wait(
+    position: int, mean_handling: float | None, mean_accept: float | None, online_capacity: int, free_slots: int
+) -> int:
     if position <= 0:
         return 0
     handling = mean_handling if mean_handling and mean_handling > 0 else DEFAULT_HANDLING_SECONDS

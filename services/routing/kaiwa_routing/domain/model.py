@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,16 +17,14 @@ DEFAULT_ACCEPT_TIMEOUT = 30.0
 DEFAULT_MAX_WAIT = 300.0
 MAX_CHATS_RANGE = (1, 100)
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Timers (rows with a deadline, kaiwa_common.timers), keyed by chat id or transfer id.
+OFFER_TIMEOUT = "offer_timeout"  # an offer not answered in the department's accept timeout
+MAX_WAIT = "max_wait"  # a chat nobody took in the department's maximum wait: missed
+TRANSFER_TIMEOUT = "transfer_timeout"  # a transfer not answered in the accept timeout: declined
 
-
-def normalize_email(value: str, what: str = "email") -> str:
-    email = (value or "").strip().lower()
-    if not email:
-        raise InvalidArgument(f"{what} is required")
-    if len(email) > 254 or not _EMAIL.match(email):
-        raise InvalidArgument(f"{what} {value!r} is not a valid e-mail address")
-    return email
+# A chat to be queued into a department routing does not know: missed at once
+# (conversation_events.py; README "Unknown departments").
+UNKNOWN_DEPARTMENT = "unknown_department"
 
 
 def department_settings(name: str, accept_timeout: float, max_wait: float) -> tuple[str, float, float]:
@@ -57,6 +54,14 @@ def agent_settings(name: str, max_chats: int) -> str:
     return name
 
 
+def note_text(note: str) -> str:
+    """A transfer's or an invitation's note: trimmed, at most 1000 characters."""
+    note = (note or "").strip()
+    if len(note) > 1000:
+        raise InvalidArgument("note is longer than 1000 characters")
+    return note
+
+
 @dataclass(frozen=True)
 class Candidate:
     """An online agent of a department, as the strategies see them."""
@@ -65,6 +70,6 @@ class Candidate:
     email: str
     active_chats: int
     max_chats: int
-    free_slots: int                    # capacity left for new offers (max - active - open offers)
+    free_slots: int  # capacity left for new offers (max - active - open offers)
     last_assigned_at: datetime | None  # for "longest idle"
-    last_offered_at: datetime | None   # for round robin
+    last_offered_at: datetime | None  # for round robin

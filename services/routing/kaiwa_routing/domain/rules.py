@@ -32,7 +32,8 @@ class Condition:
         if self.field not in _PLAIN_FIELDS and not _FIELD.match(self.field or ""):
             raise InvalidArgument(
                 f"condition field {self.field!r} is not one of lead.<field>, contact.<field>, "
-                "deals.open_count, deals.open_amount, visitor_type, owner")
+                "deals.open_count, deals.open_amount, visitor_type, owner"
+            )
         if self.op not in OPERATORS:
             raise InvalidArgument(f"condition on {self.field!r} needs an operator")
         if self.op in NUMERIC:
@@ -55,8 +56,12 @@ class Condition:
                 number, limit = float(actual), float(self.value)
             except (TypeError, ValueError):
                 return False
-            return {"greater_than": number > limit, "less_than": number < limit,
-                    "at_least": number >= limit, "at_most": number <= limit}[self.op]
+            return {
+                "greater_than": number > limit,
+                "less_than": number < limit,
+                "at_least": number >= limit,
+                "at_most": number <= limit,
+            }[self.op]
         text, wanted = str(actual).strip().lower(), self.value.strip().lower()
         if self.op == "equals":
             return text == wanted
@@ -101,8 +106,9 @@ def validate_rule(kind: str, name: str, order: int, conditions: list[Condition],
         raise InvalidArgument("a priority rule chooses no agents; leave agent_ids empty")
 
 
-def facts_from_record(record_type: str, fields: dict[str, str], owner: str, deals: list[tuple[float, bool]],
-                      visitor_type: str) -> dict:
+def facts_from_record(
+    record_type: str, fields: dict[str, str], owner: str, deals: list[tuple[float, bool]], visitor_type: str
+) -> dict:
     """Flatten a CRM record into the facts conditions look at."""
     prefix = "contact" if record_type == "contact" else "lead"
     facts: dict = {f"{prefix}.{k}": v for k, v in fields.items()}
