@@ -17,7 +17,8 @@ from kaiwa_common.protobuf import enum_name, enum_value, timestamp
 
 from .domain import system_messages as sysmsg
 from .domain.channels import CHANNELS, session_expires_at
-from .domain.messages import FILE_NOTICES, Span
+from .domain.attachments import FILE_NOTICES
+from .domain.messages import Span
 
 
 def _when(value) -> datetime | None:

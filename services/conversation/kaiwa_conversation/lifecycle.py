@@ -14,7 +14,8 @@ from kaiwa_common.errors import FailedPrecondition, InvalidArgument, PermissionD
 from . import transitions
 from .domain import lifecycle as lc
 from .domain.channels import channel, window_closed
-from .domain.messages import Draft, check_field, check_rich
+from .domain.attachments import check_rich
+from .domain.messages import Draft, check_field
 from .start import checked_department
 from .timers import start_countdown
 from .unit_of_work import Actor, Deps, check_read, name_of, now, require_owner, writing

@@ -10,7 +10,8 @@ from kaiwa_common.idempotency import claim_request, fingerprint_of
 from . import store
 from .domain import lifecycle as lc
 from .domain.channels import channel, window_closed
-from .domain.messages import Draft, Span, check_rich, split
+from .domain.attachments import check_rich
+from .domain.messages import Draft, Span, split
 from .unit_of_work import Actor, Deps, now, require_member, writing
 
 

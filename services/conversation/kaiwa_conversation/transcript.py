@@ -23,7 +23,7 @@ from kaiwa_common.errors import FailedPrecondition, InvalidArgument
 from .config import TRANSCRIPT_FONT_ENV as FONT_ENV
 from .config import ConversationSettings
 from .domain import system_messages as sysmsg
-from .domain.messages import FILE_NOTICES
+from .domain.attachments import FILE_NOTICES
 
 BUNDLED_FONT = Path(__file__).parent / "fonts" / "ipaexg.ttf"
 INSTALL_HINT = f"set {FONT_ENV} to a Japanese TrueType (.ttf) font or restore {BUNDLED_FONT}"
