@@ -5,10 +5,10 @@ service itself, and routing's events read back from the bus."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass, field
 
+from grpc.aio import AioRpcError
 from kaiwa.conversation.v1 import conversation_pb2 as conv_pb
 from kaiwa.conversation.v1.conversation_pb2_grpc import ConversationServiceStub
 from kaiwa.events.v1 import conversation_pb2 as conv
@@ -18,7 +18,10 @@ from kaiwa.routing.v1.routing_pb2_grpc import RoutingServiceStub
 
 from kaiwa_common.config import Settings
 from kaiwa_common.events import make_event, subject
-from tests.fixtures import auth
+from tests.fixtures import auth, eventually
+
+
+POLL = 0.025  # seconds between looks while waiting for an effect (tests.fixtures.eventually)
 
 
 @dataclass
@@ -39,12 +42,14 @@ class Events:
         return out
 
     async def wait(self, event_type: str, count: int = 1, **match) -> list:
-        for _ in range(400):
+        def enough():
             found = self.of(event_type, **match)
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"expected {count} {event_type} {match}, got {self.of(event_type, **match)}")
+            return found if len(found) >= count else None
+
+        try:
+            return await eventually(enough, f"{count} {event_type} {match}", interval=POLL)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; got {self.of(event_type, **match)}") from None
 
 
 class Kit:
@@ -132,33 +137,43 @@ class Kit:
         return [o.chat_id for o in response.offers]
 
     async def wait_offers(self, agent_id: str, predicate, what: str = "offers") -> list[str]:
-        for _ in range(400):
+        async def offers_as_wanted():
             current = await self.offers(agent_id)
-            if predicate(current):
-                return current
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"{what}: agent {agent_id} has {await self.offers(agent_id)}")
+            return [current] if predicate(current) else None  # in a list: no offers at all may be what is wanted
+
+        try:
+            return (await eventually(offers_as_wanted, what, interval=POLL))[0]
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; agent {agent_id} has {await self.offers(agent_id)}") from None
 
     async def assignment(self, chat_id: str) -> pb.Assignment:
         return await self.stub.GetAssignment(pb.GetAssignmentRequest(chat_id=chat_id), metadata=self.admin())
 
     async def wait_state(self, chat_id: str, state, agent_id: str | None = None) -> pb.Assignment:
         last = None
-        for _ in range(400):
+
+        async def in_state():
+            nonlocal last
             try:
                 last = await self.assignment(chat_id)
-                if last.state == state and (agent_id is None or last.agent_id == agent_id):
-                    return last
-            except Exception:
-                pass
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"chat {chat_id}: expected {pb.AssignmentState.Name(state)}, got {last}")
+            except AioRpcError:  # not known to routing yet
+                return None
+            return last if last.state == state and (agent_id is None or last.agent_id == agent_id) else None
+
+        try:
+            return await eventually(in_state, f"chat {chat_id} {pb.AssignmentState.Name(state)}", interval=POLL)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; got {last}") from None
 
     async def wait_agent(self, agent_id: str, active: int) -> pb.Agent:
         agent = None
-        for _ in range(400):
+
+        async def with_active_chats():
+            nonlocal agent
             agent = await self.stub.GetAgent(pb.GetAgentRequest(agent_id=agent_id), metadata=self.admin())
-            if agent.active_chats == active:
-                return agent
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"agent {agent_id}: expected {active} active chats, got {agent}")
+            return agent if agent.active_chats == active else None
+
+        try:
+            return await eventually(with_active_chats, f"agent {agent_id} with {active} active chats", interval=POLL)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; got {agent}") from None

@@ -10,17 +10,17 @@ import grpc
 from kaiwa.routing.v1 import routing_pb2 as pb
 
 from kaiwa_routing.router import queue_key
+from services.routing.tests.kit import POLL
 from tests.fixtures import eventually, status_of
 
 
 async def _offered_to(kit, chat: str, agents) -> list[str]:
     """The agents who hold an offer of this chat, once somebody does."""
-    for _ in range(400):
-        holders = [a.id for a in agents if chat in await kit.offers(a.id)]
-        if holders:
-            return holders
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"chat {chat} was offered to nobody")
+
+    async def holders():
+        return [a.id for a in agents if chat in await kit.offers(a.id)]
+
+    return await eventually(holders, f"chat {chat} offered to somebody", interval=POLL)
 
 
 async def test_rout02_round_robin_offers_one_agent_at_a_time_in_turn(kit):

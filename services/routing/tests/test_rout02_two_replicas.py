@@ -11,6 +11,7 @@ lost between queued and assigned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
@@ -27,7 +28,7 @@ from kaiwa.routing.v1 import routing_pb2 as pb
 from kaiwa.routing.v1.routing_pb2_grpc import RoutingServiceStub
 
 from kaiwa_common.devservers import free_port
-from tests.fixtures import auth
+from tests.fixtures import auth, eventually
 
 AGENTS, CHATS = 100, 1000
 # Streams of their own: thousands of routing events must not reach other tests' consumers.
@@ -56,17 +57,16 @@ async def replicas():
     try:
         for channel, proc in zip(channels, procs, strict=True):
             health = health_pb2_grpc.HealthStub(channel)
-            for _ in range(600):
+
+            async def serving(health=health, proc=proc) -> bool:
                 assert proc.poll() is None, "a routing replica exited while starting"
                 try:
                     reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
                 except grpc.aio.AioRpcError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("a routing replica never became SERVING")
+                    return False
+                return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+            await eventually(serving, "a routing replica SERVING", timeout=60, interval=0.1)
         yield [RoutingServiceStub(c) for c in channels]
     finally:
         for channel in channels:
@@ -226,11 +226,14 @@ async def test_rout02_two_replicas_never_exceed_capacity_double_assign_or_lose_a
     conn = await asyncpg.connect(os.environ["KAIWA_DATABASE_URL"], server_settings={"search_path": "routing"})
     try:
         done = 0
-        for _ in range(900):  # 90 s at most
-            await asyncio.sleep(0.1)
+
+        async def all_ended() -> bool:
+            nonlocal done
             done = await conn.fetchval("SELECT count(*) FROM chats WHERE tenant = $1 AND state = 'ended'", tenant)
-            if done == CHATS:
-                break
+            return done == CHATS
+
+        with contextlib.suppress(AssertionError):  # asserted below, once the workers have stopped
+            await eventually(all_ended, f"all {CHATS} chats ended", timeout=90, interval=0.1)
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)

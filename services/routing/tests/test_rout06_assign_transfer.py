@@ -206,3 +206,48 @@ async def test_rout06_a_transfer_retried_with_its_request_id_is_created_once(kit
     assert await status_of(kit.stub.TransferChat(changed, metadata=kit.as_agent(a.id))) == grpc.StatusCode.INVALID_ARGUMENT
     assert len(await events.wait("transfer_requested", chat_id=chat)) == 1
     assert (await kit.assignment(chat)).agent_id == b.id
+
+
+async def test_rout06_transfer_events_name_the_target_agent_and_department(kit, events):
+    """TransferRequested names the target agent; TransferDeclined names who declined (the
+    addressed agent when nobody answered; nobody for an unanswered department) and the
+    department, so conversation's system messages can name them."""
+    sales = await kit.department("Sales", accept_timeout_seconds=0.4)
+    billing = await kit.department("Billing", accept_timeout_seconds=0.4)
+    a = await kit.agent("a@example.com", [sales.id], name="Aiko")
+    b = await kit.agent("b@example.com", [sales.id], name="Ben")
+    x = await kit.agent("x@example.com", [billing.id], name="Xu")
+    chat = await _assigned_chat(kit, sales, a)
+    owner = kit.as_agent(a.id)
+
+    # To an agent, declined by them.
+    t1 = await kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com"), metadata=owner)
+    requested = (await events.wait("transfer_requested", transfer_id=t1.id))[0]
+    assert (requested.to_agent_id, requested.to_agent_name) == (b.id, "Ben")
+    assert (requested.to_department_id, requested.to_department_name) == ("", "")
+    await kit.stub.AnswerTransfer(pb.AnswerTransferRequest(transfer_id=t1.id, accept=False), metadata=kit.as_agent(b.id))
+    declined = (await events.wait("transfer_declined", transfer_id=t1.id))[0]
+    assert (declined.to_agent_id, declined.to_agent_name) == (b.id, "Ben")
+    assert (declined.to_department_id, declined.to_department_name) == ("", "")
+
+    # To an agent, not answered in time: still the addressed agent.
+    t2 = await kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_agent_email="b@example.com"), metadata=owner)
+    declined = (await events.wait("transfer_declined", transfer_id=t2.id))[0]
+    assert declined.reason == "timeout" and (declined.to_agent_id, declined.to_agent_name) == (b.id, "Ben")
+
+    # To a department, declined by its last agent: that agent and the department.
+    t3 = await kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_department_name="Billing"), metadata=owner)
+    requested = (await events.wait("transfer_requested", transfer_id=t3.id))[0]
+    assert (requested.to_department_id, requested.to_department_name) == (billing.id, "Billing")
+    assert (requested.to_agent_id, requested.to_agent_name) == ("", "")
+    await kit.stub.AnswerTransfer(pb.AnswerTransferRequest(transfer_id=t3.id, accept=False), metadata=kit.as_agent(x.id))
+    declined = (await events.wait("transfer_declined", transfer_id=t3.id))[0]
+    assert (declined.to_agent_id, declined.to_agent_name) == (x.id, "Xu")
+    assert (declined.to_department_id, declined.to_department_name) == (billing.id, "Billing")
+
+    # To a department, not answered in time: the department, no agent.
+    t4 = await kit.stub.TransferChat(pb.TransferChatRequest(chat_id=chat, to_department_name="Billing"), metadata=owner)
+    declined = (await events.wait("transfer_declined", transfer_id=t4.id))[0]
+    assert declined.reason == "timeout" and (declined.to_agent_id, declined.to_agent_name) == ("", "")
+    assert (declined.to_department_id, declined.to_department_name) == (billing.id, "Billing")
+    assert (await kit.assignment(chat)).agent_id == a.id
