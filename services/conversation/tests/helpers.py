@@ -29,7 +29,7 @@ from kaiwa_common.app import ServiceRunner, ServiceSpec
 from kaiwa_common.config import Settings
 from kaiwa_common.devservers import free_port
 from kaiwa_common.events import make_event, subject
-from tests.fixtures import auth, channel_to, eventually  # noqa: F401 (eventually: re-exported for the tests here)
+from tests.fixtures import auth, channel_to, eventually
 
 # 30-90 s countdowns run 50x faster here: 30 s -> 0.6 s.
 COUNTDOWN_SCALE = 0.02
@@ -182,14 +182,14 @@ class Harness:
         await self.routing_event(tenant, ChatAssigned(chat_id=chat.id, agent_id=agent, agent_name=agent_name, how="accepted"))
         return await self.wait_state(tenant, chat.id, pb.CHAT_STATE_OPEN)
 
-    async def wait_state(self, tenant: str, chat_id: str, state: int, attempts: int = 200) -> pb.Chat:
-        chat = None
-        for _ in range(attempts):
+    async def wait_state(self, tenant: str, chat_id: str, state: int, timeout: float = 10.0) -> pb.Chat:
+        """The chat once it has reached `state` (routing's events and timers act a moment later)."""
+
+        async def reached():
             chat = await self.stub.GetChat(pb.GetChatRequest(chat_id=chat_id), metadata=auth(tenant, "admin", "root"))
-            if chat.state == state:
-                return chat
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"chat {chat_id} never reached {pb.ChatState.Name(state)} (is {pb.ChatState.Name(chat.state)})")
+            return chat if chat.state == state else None
+
+        return await eventually(reached, f"chat {chat_id} reaches {pb.ChatState.Name(state)}", timeout=timeout)
 
 
 def visitor_of(chat: pb.Chat, tenant: str):

@@ -3,6 +3,7 @@ CONV-04 delivery status that only moves forward, per channel, and resend."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import grpc
@@ -17,8 +18,8 @@ from kaiwa.events.v1.routing_pb2 import (
     TransferRequested,
 )
 
-from services.conversation.tests.helpers import eventually, visitor_of
-from tests.fixtures import auth, status_of
+from services.conversation.tests.helpers import visitor_of
+from tests.fixtures import auth, eventually, status_of
 
 AGENT = "agent-1"
 
@@ -108,7 +109,7 @@ async def test_conv03_every_seed_system_message_in_ja_and_en_names_the_agent(con
     await conv.stub.ReopenChat(pb.ReopenChatRequest(chat_id=chat.id), metadata=agent)
     await conv.stub.UpdateSettings(pb.Settings(inactivity_seconds=1), metadata=auth(tenant, "admin", "root"))
     ended = await conv.stub.EndChat(pb.EndChatRequest(chat_id=chat.id), metadata=agent)
-    await conv.wait_state(tenant, chat.id, pb.CHAT_STATE_COMPLETED, attempts=100)
+    await conv.wait_state(tenant, chat.id, pb.CHAT_STATE_COMPLETED, timeout=5)
     ja = {m.system.type: m.system.rendered for m in await listed(conv, tenant, chat, "ja") if m.system.type}
     en = {m.system.type: m.system.rendered for m in await listed(conv, tenant, chat, "en") if m.system.type}
     for type_name, (japanese, english) in SEED_002.items():
@@ -180,6 +181,71 @@ async def test_conv03_transfer_invite_and_decline_from_routing_events(conv, tena
         == grpc.StatusCode.PERMISSION_DENIED
     )
     assert "transferred" in await system_types(conv, tenant, chat, sub="agent-3")
+
+
+async def test_conv03_transfer_notes_name_the_target_as_routing_names_it(conv, tenant):
+    chat = await conv.open_chat(tenant, agent=AGENT, agent_name="Aiko")
+    billing = str(uuid.uuid4())
+    events = [
+        # To an agent who has never been in the chat: routing's name for them.
+        TransferRequested(
+            chat_id=chat.id, from_agent_id=AGENT, to_agent_id="agent-7", to_agent_name="Daichi", note="vip", transfer_id="t-1"
+        ),
+        TransferDeclined(
+            chat_id=chat.id, from_agent_id=AGENT, to_agent_id="agent-7", to_agent_name="Daichi", reason="busy", transfer_id="t-1"
+        ),
+        # To a department: its name; declined by one of its agents (named), or unanswered (the department).
+        TransferRequested(
+            chat_id=chat.id, from_agent_id=AGENT, to_department_id=billing, to_department_name="Billing", transfer_id="t-2"
+        ),
+        TransferDeclined(
+            chat_id=chat.id,
+            from_agent_id=AGENT,
+            to_agent_id="agent-8",
+            to_agent_name="Eri",
+            to_department_id=billing,
+            to_department_name="Billing",
+            reason="not mine",
+            transfer_id="t-2",
+        ),
+        TransferRequested(
+            chat_id=chat.id, from_agent_id=AGENT, to_department_id=billing, to_department_name="Billing", transfer_id="t-3"
+        ),
+        TransferDeclined(
+            chat_id=chat.id,
+            from_agent_id=AGENT,
+            to_department_id=billing,
+            to_department_name="Billing",
+            reason="timeout",
+            transfer_id="t-3",
+        ),
+        # No names in the event (an older routing): the agent's id, and the decline named as its request.
+        TransferRequested(chat_id=chat.id, from_agent_id=AGENT, to_agent_id="agent-9", transfer_id="t-4"),
+        TransferDeclined(chat_id=chat.id, from_agent_id=AGENT, to_agent_id="agent-9", reason="away", transfer_id="t-4"),
+    ]
+    for event in events:
+        await conv.routing_event(tenant, event)
+
+    async def all_declined():
+        msgs = await listed(conv, tenant, chat)
+        return msgs if sum(m.system.type == "transfer_declined" for m in msgs) == 4 else None
+
+    msgs = await eventually(all_declined, "the four declines are recorded")
+    notes = [m for m in msgs if m.system.type in ("transfer_requested", "transfer_declined")]
+    assert [m.system.rendered for m in notes] == [
+        "Aiko asked to transfer the chat to Daichi (note: vip)",
+        "Daichi declined the transfer: busy (note: -)",
+        "Aiko asked to transfer the chat to Billing (note: -)",
+        "Eri declined the transfer: not mine (note: -)",
+        "Aiko asked to transfer the chat to Billing (note: -)",
+        "Billing declined the transfer: timeout (note: -)",
+        "Aiko asked to transfer the chat to agent-9 (note: -)",
+        "agent-9 declined the transfer: away (note: -)",
+    ]
+    for request, decline in zip(notes[::2], notes[1::2], strict=True):
+        assert decline.reply_to_seq == request.seq, "each decline under its request"
+    ja = [m.system.rendered for m in await listed(conv, tenant, chat, "ja") if m.system.type == "transfer_requested"]
+    assert ja[0] == "AikoがDaichiへの転送を依頼しました(メモ: vip)"
 
 
 async def test_conv03_declined_transfer_returning_to_queue(conv, tenant):

@@ -13,8 +13,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from kaiwa.conversation.v1 import conversation_pb2 as pb
 from kaiwa.events.v1.routing_pb2 import AgentInvited, ChatAssigned
 
-from services.conversation.tests.helpers import eventually, visitor_of
-from tests.fixtures import auth, status_of
+from services.conversation.tests.helpers import visitor_of
+from tests.fixtures import auth, eventually, status_of
 
 AGENT = "agent-1"
 
@@ -66,9 +66,7 @@ async def test_conv05_customer_message_does_not_reopen_completed_chat(conv, tena
     )
     channel = auth(tenant, "service", "whatsapp-adapter")
     await conv.stub.SendMessage(pb.SendMessageRequest(chat_id=chat.id, text="and another"), metadata=channel)
-    await eventually(
-        lambda: asyncio.sleep(0, sum(e.HasField("message") for e in agent_sees) >= 2), "the agent sees the customer's messages"
-    )
+    await eventually(lambda: sum(e.HasField("message") for e in agent_sees) >= 2, "the agent sees the customer's messages")
     watcher.cancel()
     assert [e.message.text for e in agent_sees if e.HasField("message")] == ["Actually, one more question", "and another"]
     still = await conv.stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=agent)

@@ -1,9 +1,19 @@
-"""CONV-05/15: the lifecycle state machine under random operation sequences (hypothesis).
+"""CONV-05/15: the chat lifecycle, checked against statements written here, not against
+the transition table the service uses (domain/lifecycle.py).
 
-One property runs on the pure state machine; the other drives the real service through
-its gRPC API and routing's events, comparing every answer and the chat's state with a
-model, and checking at the end that the stream has no gap and chat_ended was published
-once per live period."""
+- The lifecycle as the product describes it (CONV-05/06/15, the service README) is
+  written out below as a rule per operation; every (state, operation, owner) case of
+  the state machine must agree with it, a refusal being a FailedPrecondition that names
+  the state.
+- Random operation sequences on the state machine keep invariants stated on their own:
+  an ended or completed chat comes back only by a reopen, only a chat with an agent is
+  completed, an open chat always has its agent, a bot chat reaches the queue only by
+  being handed over, only a queued chat is missed.
+- Random sequences of gRPC calls and routing's events drive the real service; every
+  answer and the chat's state and agent must match a simple model of the product kept
+  in this test, the same invariants must hold on what GetChat reports, the stream's
+  sequence numbers have no gap, and chat_ended is published once per live period.
+"""
 
 from __future__ import annotations
 
@@ -16,36 +26,69 @@ from hypothesis import strategies as st
 from kaiwa.conversation.v1 import conversation_pb2 as pb
 from kaiwa.events.v1.routing_pb2 import ChatAssigned, ChatMissed, TransferDeclined
 
+from kaiwa_common.errors import FailedPrecondition
 from kaiwa_conversation.domain import lifecycle as lc
-from services.conversation.tests.helpers import eventually
-from tests.fixtures import auth
+from tests.fixtures import auth, eventually
 
-OPS = [lc.ASSIGN, lc.HANDOVER, lc.RETURN_TO_QUEUE, lc.END, lc.MISS, lc.COMPLETE, lc.REOPEN]
+STATES = ("queued", "bot", "open", "ended", "completed")
+LIVE = {"queued", "bot", "open"}
+OPS = ("assign", "handover", "return_to_queue", "end", "miss", "complete", "reopen")
 
 
-@given(start=st.sampled_from([lc.QUEUED, lc.BOT]), ops=st.lists(st.sampled_from(OPS), max_size=30))
+def as_specified(state: str, op: str, has_owner: bool) -> str | None:
+    """The lifecycle in the product's words; None: refused."""
+    if op == "assign":  # routing gives a live chat to an agent (a transfer included)
+        return "open" if state in LIVE else None
+    if op == "handover":  # only the bot hands over, to the queue
+        return "queued" if state == "bot" else None
+    if op == "return_to_queue":  # a declined transfer whose agent had gone
+        return "queued" if state == "open" else None
+    if op == "end":  # visitor, agent or countdown end a live chat
+        return "ended" if state in LIVE else None
+    if op == "miss":  # nobody took a waiting chat
+        return "ended" if state == "queued" else None
+    if op == "complete":  # the assigned agent closes the case, ended or not
+        return "completed" if state in ("open", "ended") and has_owner else None
+    if op == "reopen":  # the agent reopens; without an agent it waits in the queue again
+        return ("open" if has_owner else "queued") if state in ("ended", "completed") else None
+    raise AssertionError(op)
+
+
+def test_conv05_state_machine_matches_the_lifecycle_as_specified():
+    assert (lc.QUEUED, lc.BOT, lc.OPEN, lc.ENDED, lc.COMPLETED) == STATES
+    assert (lc.ASSIGN, lc.HANDOVER, lc.RETURN_TO_QUEUE, lc.END, lc.MISS, lc.COMPLETE, lc.REOPEN) == OPS
+    for state in STATES:
+        for op in OPS:
+            for has_owner in (False, True):
+                expected = as_specified(state, op, has_owner)
+                try:
+                    got = lc.next_state(state, op, has_owner=has_owner)
+                except lc.IllegalTransition as refused:
+                    assert isinstance(refused, FailedPrecondition), "a refusal is FAILED_PRECONDITION"
+                    assert f"the chat is {state}" in refused.message, refused.message
+                    got = None
+                assert got == expected, (state, op, has_owner)
+            assert lc.allowed(state, op) == (as_specified(state, op, True) is not None), (state, op)
+
+
+@given(start=st.sampled_from(["queued", "bot"]), ops=st.lists(st.sampled_from(OPS), max_size=30))
 def test_conv05_state_machine_invariants(start, ops):
-    state, owner, left_live = start, False, 0
+    state, owner = start, False
     for op in ops:
         try:
             new = lc.next_state(state, op, has_owner=owner)
-        except lc.IllegalTransition as exc:
-            assert state in str(exc)
+        except lc.IllegalTransition:
             continue
-        assert lc.allowed(state, op)
-        if op == lc.ASSIGN:
+        if op == "assign":
             owner = True
-        if op == lc.RETURN_TO_QUEUE:
+        elif op == "return_to_queue":
             owner = False
-        if state in lc.LIVE and new not in lc.LIVE:
-            left_live += 1
-        assert new in lc.STATES
-        assert not (new == lc.COMPLETED and not owner), "only a chat with an assigned agent completes"
-        assert not (new == lc.OPEN and not owner), "an open chat has an owner"
-        assert not (state == lc.BOT and new == lc.QUEUED and op != lc.HANDOVER)
-        assert not (state in (lc.ENDED, lc.COMPLETED) and new in lc.LIVE and op != lc.REOPEN)
+        assert not (state in ("ended", "completed") and new in LIVE and op != "reopen"), "back only by a reopen"
+        assert not (new == "completed" and not owner), "only a chat with an agent completes"
+        assert not (new == "open" and not owner), "an open chat has its agent"
+        assert not (state == "bot" and new == "queued" and op != "handover"), "the bot hands over to the queue"
+        assert not (op == "miss" and state != "queued"), "only a waiting chat is missed"
         state = new
-    assert lc.next_state(lc.COMPLETED, lc.REOPEN, has_owner=False) == lc.QUEUED
 
 
 API_OPS = [
@@ -62,16 +105,19 @@ API_OPS = [
     "return_to_queue",
     "handover",
 ]
+AGENT_OF = {"complete_a": "agent-a", "complete_b": "agent-b"}
 
 
 class Model:
+    """The product as a user would describe it, for one chat and agents a and b."""
+
     def __init__(self, bot: bool):
-        self.state = lc.BOT if bot else lc.QUEUED
+        self.state = "bot" if bot else "queued"
         self.owner = ""
-        self.ended_events = 0
+        self.ended_events = 0  # chat_ended: once each time the chat leaves the live states
 
     def leave_live(self, new_state: str) -> None:
-        if self.state in lc.LIVE:
+        if self.state in LIVE:
             self.ended_events += 1
         self.state = new_state
 
@@ -80,61 +126,72 @@ class Model:
         ok = grpc.StatusCode.OK
         if op in ("assign_a", "assign_b"):
             agent = "agent-a" if op == "assign_a" else "agent-b"
-            if self.state in lc.LIVE and not (self.state == lc.OPEN and self.owner == agent):
-                self.state, self.owner = lc.OPEN, agent
+            if self.state in LIVE:
+                self.state, self.owner = "open", agent
             return None
         if op == "missed":
-            if self.state == lc.QUEUED:
-                self.leave_live(lc.ENDED)
+            if self.state == "queued":
+                self.leave_live("ended")
             return None
         if op == "return_to_queue":
-            if self.state == lc.OPEN:
-                self.state, self.owner = lc.QUEUED, ""
+            if self.state == "open":
+                self.state, self.owner = "queued", ""
             return None
         if op == "visitor_msg":  # added to a completed chat too, which stays completed
-            return grpc.StatusCode.FAILED_PRECONDITION if self.state == lc.ENDED else ok
+            return grpc.StatusCode.FAILED_PRECONDITION if self.state == "ended" else ok
         if op == "agent_a_msg":
             if self.owner != "agent-a":
                 return grpc.StatusCode.PERMISSION_DENIED
-            if self.state == lc.COMPLETED:  # the assigned agent's reply reopens it
-                self.state = lc.OPEN
-            return ok if self.state == lc.OPEN else grpc.StatusCode.FAILED_PRECONDITION
+            if self.state == "completed":  # the assigned agent's reply reopens it
+                self.state = "open"
+            return ok if self.state == "open" else grpc.StatusCode.FAILED_PRECONDITION
         if op in ("end_a", "end_visitor"):
             if op == "end_a" and self.owner != "agent-a":
                 return grpc.StatusCode.PERMISSION_DENIED
-            if self.state not in lc.LIVE:
+            if self.state not in LIVE:
                 return grpc.StatusCode.FAILED_PRECONDITION
-            self.leave_live(lc.ENDED)
+            self.leave_live("ended")
             return ok
         if op in ("complete_a", "complete_b"):
-            if self.owner != ("agent-a" if op == "complete_a" else "agent-b"):
+            if self.owner != AGENT_OF[op]:
                 return grpc.StatusCode.PERMISSION_DENIED
-            if self.state not in (lc.OPEN, lc.ENDED):
+            if self.state not in ("open", "ended"):
                 return grpc.StatusCode.FAILED_PRECONDITION
-            self.leave_live(lc.COMPLETED)
+            self.leave_live("completed")
             return ok
         if op == "reopen_a":
             if self.owner != "agent-a":
                 return grpc.StatusCode.PERMISSION_DENIED
-            if self.state not in (lc.ENDED, lc.COMPLETED):
+            if self.state not in ("ended", "completed"):
                 return grpc.StatusCode.FAILED_PRECONDITION
-            self.state = lc.OPEN
+            self.state = "open"
             return ok
         if op == "handover":
-            if self.state != lc.BOT:
+            if self.state != "bot":
                 return grpc.StatusCode.FAILED_PRECONDITION
-            self.state = lc.QUEUED
+            self.state = "queued"
             return ok
         raise AssertionError(op)
 
 
 STATE_OF = {
-    lc.QUEUED: pb.CHAT_STATE_QUEUED,
-    lc.BOT: pb.CHAT_STATE_BOT,
-    lc.OPEN: pb.CHAT_STATE_OPEN,
-    lc.ENDED: pb.CHAT_STATE_ENDED,
-    lc.COMPLETED: pb.CHAT_STATE_COMPLETED,
+    "queued": pb.CHAT_STATE_QUEUED,
+    "bot": pb.CHAT_STATE_BOT,
+    "open": pb.CHAT_STATE_OPEN,
+    "ended": pb.CHAT_STATE_ENDED,
+    "completed": pb.CHAT_STATE_COMPLETED,
 }
+DONE = (pb.CHAT_STATE_ENDED, pb.CHAT_STATE_COMPLETED)
+
+
+def check_step(op: str, before: pb.Chat, after: pb.Chat) -> None:
+    """The invariants, on what the service reports before and after one operation."""
+    if before.state in DONE and after.state not in DONE:
+        assert op in ("reopen_a", "agent_a_msg"), f"{op} brought a finished chat back"
+    if after.state == pb.CHAT_STATE_COMPLETED and before.state != pb.CHAT_STATE_COMPLETED:
+        assert op in AGENT_OF and AGENT_OF[op] == before.agent_id == after.agent_id, "only the assigned agent completes"
+    assert after.state != pb.CHAT_STATE_OPEN or after.agent_id, "an open chat always has its agent"
+    assert after.last_seq >= before.last_seq, "sequence numbers never go back"
 
 
 async def _call(call) -> grpc.StatusCode:
@@ -151,8 +208,13 @@ async def test_conv05_random_api_sequences_match_the_model(conv, bot, ops):
     tenant = f"t-{uuid.uuid4().hex[:12]}"
     chat = await conv.start(tenant, bot_id="bot" if bot else "")
     model = Model(bot)
-    visitor, agent_a = auth(tenant, "visitor", chat.visitor_id), auth(tenant, "agent", "agent-a")
+    admin, visitor, agent_a = (
+        auth(tenant, "admin", "root"),
+        auth(tenant, "visitor", chat.visitor_id),
+        auth(tenant, "agent", "agent-a"),
+    )
     stub = conv.stub
+    current = await stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=admin)
     for op in ops:
         expected = model.apply(op)
         if expected is None:
@@ -187,16 +249,18 @@ async def test_conv05_random_api_sequences_match_the_model(conv, bot, ops):
                 ),
             }[op]()
             assert await _call(call) == expected, (op, ops)
-        current = await stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=auth(tenant, "admin", "root"))
+        before, current = current, await stub.GetChat(pb.GetChatRequest(chat_id=chat.id), metadata=admin)
         assert (current.state, current.agent_id) == (STATE_OF[model.state], model.owner), (op, ops)
-        assert current.state != pb.CHAT_STATE_OPEN or current.agent_id, "an open chat always has an owner"
+        check_step(op, before, current)
 
     seqs = []
-    async for event in stub.StreamChat(pb.StreamChatRequest(chat_id=chat.id), metadata=auth(tenant, "admin", "root")):
+    async for event in stub.StreamChat(pb.StreamChatRequest(chat_id=chat.id), metadata=admin):
         seqs.append(event.seq)
         if event.seq == current.last_seq:
             break
     assert seqs == list(range(1, current.last_seq + 1)), "every durable event has its own seq, in order"
+    listed = [m.seq for m in (await stub.ListMessages(pb.ListMessagesRequest(chat_id=chat.id), metadata=admin)).messages]
+    assert listed == sorted(set(listed)) and set(listed) <= set(seqs), "messages in order, each once, all on the stream"
     if model.ended_events:
         await eventually(lambda: _count(conv, tenant, chat.id, model.ended_events), "chat_ended published")
     await asyncio.sleep(0)

@@ -18,8 +18,8 @@ from kaiwa.routing.v1 import routing_pb2 as rpb
 
 from kaiwa_common.devservers import free_port
 from kaiwa_conversation.main import make_spec
-from services.conversation.tests.helpers import COUNTDOWN_SCALE, eventually, new_prefix, service
-from tests.fixtures import auth, channel_to, status_of
+from services.conversation.tests.helpers import COUNTDOWN_SCALE, new_prefix, service
+from tests.fixtures import auth, channel_to, eventually, status_of
 
 AGENT = "agent-1"
 

@@ -12,8 +12,8 @@ from kaiwa.conversation.v1 import conversation_pb2 as pb
 from kaiwa.conversation.v1.conversation_pb2_grpc import ConversationServiceStub
 
 from kaiwa_conversation.main import make_spec
-from services.conversation.tests.helpers import COUNTDOWN_SCALE, Harness, eventually, new_prefix, service, visitor_of
-from tests.fixtures import auth, channel_to, status_of
+from services.conversation.tests.helpers import COUNTDOWN_SCALE, Harness, new_prefix, service, visitor_of
+from tests.fixtures import auth, channel_to, eventually, status_of
 
 AGENT = "agent-1"
 
@@ -69,7 +69,7 @@ async def test_conv06_visitor_typing_cancels_countdown(conv, tenant):
     typing = await conv.stub.NotifyTyping(pb.NotifyTypingRequest(chat_id=chat.id, typing=True), metadata=visitor_of(chat, tenant))
     assert typing.countdown_cancelled
     await eventually(
-        lambda: asyncio.sleep(0, any(e.HasField("typing") and e.typing.typing for e in agent_stream)),
+        lambda: any(e.HasField("typing") and e.typing.typing for e in agent_stream),
         "the agent sees the visitor typing",
     )
     task.cancel()

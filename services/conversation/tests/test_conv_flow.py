@@ -12,9 +12,9 @@ from kaiwa.conversation.v1 import conversation_pb2 as pb
 from kaiwa.events.v1.routing_pb2 import AgentInvited
 from pypdf import PdfReader
 
-from tests.fixtures import auth, status_of
+from tests.fixtures import auth, eventually, status_of
 
-from services.conversation.tests.helpers import eventually, visitor_of
+from services.conversation.tests.helpers import visitor_of
 
 
 async def _collect(stream, into: list, until_seq: int | None = None) -> None:

@@ -17,9 +17,9 @@ from kaiwa.conversation.v1 import conversation_pb2 as pb
 from kaiwa.events.v1.routing_pb2 import AgentInvited, ChatAssigned
 from kaiwa.routing.v1 import routing_pb2 as rpb
 
-from services.conversation.tests.helpers import SETTLE_SECONDS, eventually
+from services.conversation.tests.helpers import SETTLE_SECONDS
 from services.conversation.tests.test_conv05_start_departments_request_ids import replica_reaching_routing_at
-from tests.fixtures import auth, status_of
+from tests.fixtures import auth, eventually, status_of
 
 
 async def _agent(conv, tenant, email: str, name: str, department: str) -> tuple[str, tuple]:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from kaiwa_common.errors import FailedPrecondition, InvalidArgument
 
 QUEUED, BOT, OPEN, ENDED, COMPLETED = "queued", "bot", "open", "ended", "completed"
-STATES = (QUEUED, BOT, OPEN, ENDED, COMPLETED)
 LIVE = frozenset({QUEUED, BOT, OPEN})
 
 ASSIGN, HANDOVER, RETURN_TO_QUEUE, END, MISS, COMPLETE, REOPEN = (
