@@ -17,7 +17,7 @@ from .domain.system_messages import locale_of
 from .live import Typing
 from .start import StartRequest, start_chat
 from .typing_indicator import notify_typing
-from .unit_of_work import Actor, Deps, participants, read_chat
+from .unit_of_work import Actor, Deps, chat_participants, read_chat
 
 
 class ConversationApi(pb_grpc.ConversationServiceServicer):
@@ -31,7 +31,7 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
         return await self.gate.run(actor.tenant, lambda: use_case(self.deps, actor, *args))
 
     async def _chat(self, chat: dict) -> pb.Chat:
-        return convert.chat_pb(chat, await participants(self.deps, chat))
+        return convert.chat_pb(chat, await chat_participants(self.deps, chat))
 
     # --- chats ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import uuid
 from datetime import timedelta
 
 from kaiwa_common import timers as timer_rows
+from kaiwa_common.auth import AGENT
 from kaiwa_common.errors import FailedPrecondition, parse_uuid
 
 from . import store
@@ -42,7 +43,7 @@ async def cancel_end(deps: Deps, actor: Actor, chat_id: str) -> dict:
     """CancelEndChat: the assigned agent (or an admin) stops the countdown."""
     chat_id = parse_uuid(chat_id, "chat_id")
     async with writing(deps, actor.tenant, chat_id) as w:
-        if actor.role == "agent":
+        if actor.role == AGENT:
             require_owner(w.chat, actor.sub, "only the assigned agent (or an admin) can cancel the end countdown")
         if w.chat["countdown_ends_at"] is None:
             raise FailedPrecondition("no end countdown is running")

@@ -68,7 +68,16 @@ def jsonable(row: dict) -> dict:
     return {k: _plain(v) for k, v in row.items()}
 
 
-def message_row(chat: dict, seq: int, draft: Draft, sender_kind: str, sender_id: str, outgoing: bool, **extra) -> dict:
+def message_row(
+    chat: dict,
+    seq: int,
+    draft: Draft,
+    sender_kind: str,
+    sender_id: str,
+    outgoing: bool,
+    client_message_id: str | None = None,
+    resent_from_seq: int | None = None,
+) -> dict:
     """A message as stored (and streamed): one part of what a sender wrote."""
     return {
         "tenant": chat["tenant"],
@@ -85,8 +94,8 @@ def message_row(chat: dict, seq: int, draft: Draft, sender_kind: str, sender_id:
         "reply_to_seq": draft.reply_to_seq or None,
         "part": draft.part,
         "parts": draft.parts,
-        "resent_from_seq": extra.get("resent_from_seq"),
-        "client_message_id": extra.get("client_message_id"),
+        "resent_from_seq": resent_from_seq,
+        "client_message_id": client_message_id,
         "emoji_only": draft.emoji_only,
         "status": "sent" if outgoing else None,
         "failure_reason": "",
@@ -126,11 +135,21 @@ class ChatWriter:
         return self.chat["last_seq"]
 
     async def append(
-        self, drafts: list[Draft], sender_kind: str, sender_id: str, *, outgoing: bool, publish: bool = True, **extra
+        self,
+        drafts: list[Draft],
+        sender_kind: str,
+        sender_id: str,
+        *,
+        outgoing: bool,
+        client_message_id: str | None = None,
+        resent_from_seq: int | None = None,
+        publish: bool = True,
     ) -> list[dict]:
-        """Messages (the parts of one), published as message_sent unless `publish` is off;
-        `extra`: client_message_id, resent_from_seq."""
-        rows = [message_row(self.chat, self._next_seq(), d, sender_kind, sender_id, outgoing, **extra) for d in drafts]
+        """Messages (the parts of one), published as message_sent unless `publish` is off."""
+        rows = [
+            message_row(self.chat, self._next_seq(), d, sender_kind, sender_id, outgoing, client_message_id, resent_from_seq)
+            for d in drafts
+        ]
         await store.insert_messages(self.conn, rows)
         if sender_kind != "system":
             self.set(last_activity_at=rows[-1]["sent_at"])
@@ -200,7 +219,8 @@ async def read_chat(deps: Deps, actor: Actor, chat_id: str) -> tuple[dict, list[
         return chat, await store.participants_of(conn, actor.tenant, chat["id"])
 
 
-async def participants(deps: Deps, chat: dict) -> list[dict]:
+async def chat_participants(deps: Deps, chat: dict) -> list[dict]:
+    """The participants of a chat a use case returned (read after its transaction)."""
     async with deps.ctx.pool.acquire() as conn:
         return await store.participants_of(conn, chat["tenant"], chat["id"])
 
