@@ -124,7 +124,9 @@ async def test_rout02_accept_then_send_at_once_is_never_permission_denied(suite:
         await asyncio.sleep(0.5)  # the offer streams are open
         began = time.monotonic()
         chats = await _start_all(conversation, tenant, sales.id)
-        await eventually(lambda: len(accepted) == CHATS and len(writes) == CHATS, "every chat accepted", attempts=1200, pause=0.1)
+        await eventually(
+            lambda: len(accepted) == CHATS and len(writes) == CHATS, "every chat accepted", timeout=120, interval=0.1
+        )
         await asyncio.gather(*writes)
     finally:
         for task in listeners:
