@@ -19,8 +19,8 @@ from kaiwa_common.errors import FailedPrecondition, InvalidArgument, NotFound, P
 
 from . import store, transitions
 from .domain import lifecycle as lc
-from .domain.channels import Channel, channel, session_expires_at, window_closed
 from .domain.attachments import check_file, check_link, check_rich
+from .domain.channels import Channel, channel, session_expires_at, window_closed
 from .domain.messages import MAX_NOTE, MAX_TEXT, Draft, Span, check_spans, check_text, is_emoji_only, split
 from .unit_of_work import Actor, ChatWriter, Deps, message_row, message_sent, name_of, now, require_member, writing
 
