@@ -107,7 +107,7 @@ class ServiceRunner:
         self._health = health.aio.HealthServicer()
 
     async def start(self) -> "ServiceRunner":
-        setup_tracing(self.spec.name)
+        setup_tracing(self.spec.name, settings=self.settings)
         # so_reuseport=0: a port already taken by another copy fails here instead of being
         # silently shared (gRPC's default would spread calls across both processes).
         self._server = grpc.aio.server(

@@ -49,6 +49,10 @@ class Settings:
     shutdown_grace: float = field(default_factory=lambda: float(_env("KAIWA_SHUTDOWN_GRACE", "10")))
     timer_poll_interval: float = field(default_factory=lambda: float(_env("KAIWA_TIMER_POLL", "0.2")))
     log_level: str = field(default_factory=lambda: _env("KAIWA_LOG_LEVEL", "INFO"))
+    # Tracing: OpenTelemetry's own variables, plus a switch for the span per SQL statement.
+    otel_service_name: str = field(default_factory=lambda: _env("OTEL_SERVICE_NAME", ""))
+    otel_exporter_endpoint: str = field(default_factory=lambda: _env("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+    trace_sql: bool = field(default_factory=lambda: _env("KAIWA_TRACE_SQL", "1") != "0")
 
     def port(self, service: str) -> int:
         return int(_env(f"KAIWA_{service.upper()}_PORT", str(DEFAULT_PORTS[service])))

@@ -6,32 +6,33 @@ still created (so trace ids appear in logs and propagate) but not exported.
 
 from __future__ import annotations
 
-import os
-
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanProcessor
 
+from .config import Settings
+
 _configured = False
 
 
-def setup_tracing(service: str, extra_processor: SpanProcessor | None = None) -> None:
+def setup_tracing(service: str, extra_processor: SpanProcessor | None = None, settings: Settings | None = None) -> None:
     """Idempotent: several services may share one process in tests."""
     global _configured
     if _configured:
         if extra_processor is not None:
             trace.get_tracer_provider().add_span_processor(extra_processor)
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    settings = settings or Settings()
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name or service}))
+    if settings.otel_exporter_endpoint:  # the exporter reads OTEL_EXPORTER_OTLP_* itself
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     if extra_processor is not None:
         provider.add_span_processor(extra_processor)
     trace.set_tracer_provider(provider)
-    if os.environ.get("KAIWA_TRACE_SQL", "1") != "0":  # a span per query costs ~10% at load
+    if settings.trace_sql:  # a span per query costs ~10% at load
         from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
         AsyncPGInstrumentor().instrument()
