@@ -1,18 +1,24 @@
-"""LLM providers behind one interface. The first is any OpenAI-compatible chat-completions
-endpoint (OpenAI, Azure-style gateways, vLLM, Ollama, llama.cpp, ...), configured by
-KAIWA_LLM_URL (base URL, e.g. https://api.openai.com/v1), KAIWA_LLM_API_KEY, KAIWA_LLM_MODEL."""
+"""The LLM backend's client: any OpenAI-compatible chat-completions endpoint (OpenAI,
+gateways, vLLM, Ollama, llama.cpp server, ...), configured by KAIWA_LLM_URL (base URL,
+e.g. https://api.openai.com/v1), KAIWA_LLM_API_KEY and KAIWA_LLM_MODEL (config.py).
+
+Retries (429 and 5xx, honouring Retry-After, capped), a time budget for all attempts
+together, and a breaker: after `failures_to_skip` failures in a row the endpoint is not
+asked for `cooldown` seconds, so agents get the embedded rewrite at once instead of
+waiting for timeouts. The breaker is a per-process cache of the endpoint's health, not
+state: a replica that restarts simply asks again."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Protocol
+import asyncio
+import time
 from urllib.parse import urlsplit
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
-from kaiwa_common.config import env_float, env_int, env_str
+from .config import LlmSettings
 
 log = logging.getLogger("kaiwa.ai.llm")
 
@@ -29,41 +35,6 @@ class _Retryable(ProviderError):
         self.retry_after = retry_after
 
 
-class LlmProvider(Protocol):
-    name: str
-    model: str
-
-    async def complete(self, messages: list[dict[str, str]]) -> str:
-        """The assistant's reply to the chat messages; raises ProviderError."""
-
-
-@dataclass(frozen=True)
-class LlmSettings:
-    url: str = field(default_factory=lambda: env_str("KAIWA_LLM_URL"))
-    api_key: str = field(default_factory=lambda: env_str("KAIWA_LLM_API_KEY"))
-    model: str = field(default_factory=lambda: env_str("KAIWA_LLM_MODEL"))
-    timeout: float = field(default_factory=lambda: env_float("KAIWA_LLM_TIMEOUT", 30))
-    max_attempts: int = field(default_factory=lambda: env_int("KAIWA_LLM_MAX_ATTEMPTS", 3))
-    # Left out of the request unless set: some models accept only their default.
-    temperature: str = field(default_factory=lambda: env_str("KAIWA_LLM_TEMPERATURE"))
-
-    def problem(self) -> str | None:
-        """What keeps the provider from being used, in words for the caller; None if usable."""
-        if not self.url:
-            return "no LLM provider configured (set KAIWA_LLM_URL)"
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return f"KAIWA_LLM_URL {self.url!r} is not an http(s) base URL (e.g. https://api.openai.com/v1)"
-        if not self.model:
-            return "no LLM model configured (set KAIWA_LLM_MODEL)"
-        if self.temperature:
-            try:
-                float(self.temperature)
-            except ValueError:
-                return f"KAIWA_LLM_TEMPERATURE {self.temperature!r} is not a number"
-        return None
-
-
 class OpenAICompatible:
     def __init__(self, settings: LlmSettings):
         self.settings = settings
@@ -71,8 +42,38 @@ class OpenAICompatible:
         self.name = urlsplit(settings.url).hostname or "openai-compatible"
         self.model = settings.model
         self.headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        self._failures = 0
+        self._skip_until = 0.0
 
-    async def complete(self, messages: list[dict[str, str]]) -> str:
+    def skipped(self) -> str | None:
+        """Why the endpoint is not asked right now (the breaker is open), or None."""
+        left = self._skip_until - time.monotonic()
+        if left > 0:
+            return f"LLM provider {self.name} failed {self._failures} times in a row; not asked for another {left:.0f}s"
+        return None
+
+    async def complete(self, messages: list[dict[str, str]], budget: float) -> str:
+        """The model's reply within `budget` seconds (all attempts); raises ProviderError."""
+        try:
+            async with asyncio.timeout(max(0.05, min(budget, self.settings.budget))):
+                reply = await self._complete(messages)
+        except TimeoutError:
+            self._failed()
+            raise ProviderError(
+                f"LLM provider {self.name} gave no answer within {min(budget, self.settings.budget):g}s"
+            ) from None
+        except ProviderError:
+            self._failed()
+            raise
+        self._failures = 0
+        return reply
+
+    def _failed(self) -> None:
+        self._failures += 1
+        if self._failures >= max(1, self.settings.failures_to_skip):
+            self._skip_until = time.monotonic() + self.settings.cooldown
+
+    async def _complete(self, messages: list[dict[str, str]]) -> str:
         body: dict = {"model": self.model, "messages": messages}
         if self.settings.temperature:
             body["temperature"] = float(self.settings.temperature)
@@ -154,8 +155,6 @@ def _wait(state: RetryCallState) -> float:
     return _backoff(state)
 
 
-def provider_from_env(settings: LlmSettings | None = None) -> tuple[LlmProvider | None, str | None]:
-    """The configured provider, or None and the reason it cannot be used."""
-    settings = settings or LlmSettings()
-    problem = settings.problem()
-    return (None, problem) if problem else (OpenAICompatible(settings), None)
+def provider_from(settings: LlmSettings) -> OpenAICompatible | None:
+    """The configured endpoint, or None when there is none (or it is misconfigured)."""
+    return OpenAICompatible(settings) if settings.url and settings.problem() is None else None
