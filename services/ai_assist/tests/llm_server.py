@@ -12,7 +12,9 @@ Reusable outside these tests (stdlib only):
     llm.requests[-1]["body"]["messages"]     # what the client sent
     llm.stop()
 
-Default reply: "Rewritten: <last user message>". Pass `reply=callable(body) -> str` for others.
+Default reply: "Rewritten: <the draft>", the draft being what the last user message holds
+between its fence lines (`<<<...BEGIN` / `<<<...END`), or the whole message when it has
+none. Pass `reply=callable(body) -> str` for others; `draft_of(body)` gives the draft.
 """
 
 from __future__ import annotations
@@ -27,9 +29,20 @@ from typing import Callable
 Reply = Callable[[dict], str]
 
 
-def default_reply(body: dict) -> str:
+def draft_of(body: dict) -> str:
+    """The draft a request asks to rewrite (between the fence lines of the last user message)."""
     users = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"]
-    return f"Rewritten: {users[-1] if users else ''}"
+    content = users[-1] if users else ""
+    lines = content.split("\n")
+    begin = [i for i, line in enumerate(lines) if line.startswith("<<<") and line.endswith("BEGIN")]
+    end = [i for i, line in enumerate(lines) if line.startswith("<<<") and line.endswith("-END") and "CONTEXT" not in line]
+    if begin and end and end[-1] > begin[-1]:
+        return "\n".join(lines[begin[-1] + 1 : end[-1]])
+    return content
+
+
+def default_reply(body: dict) -> str:
+    return f"Rewritten: {draft_of(body)}"
 
 
 class FakeLlm:
