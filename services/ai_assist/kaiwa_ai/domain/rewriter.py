@@ -34,10 +34,12 @@ def rewrite(text: str, tone: str, length: str, language: str, at_start: bool = T
     rules = _LANGUAGE[language]
     masked, table = mask(text, find_protected(text, language))
     lines = [sentences(line, language) for line in masked.split("\n")]
-    edit = Edit()
+    edit = Edit(cushions=99 if length == "shorter" else 0)  # shorter: no cushion words added
     for sentence in _all(lines):
         if tone != "keep" and _wordy(sentence):
             rules.tone_sentence(sentence, tone, edit)
+    toned = len(_joined(lines))
+    for sentence in _all(lines):
         if length != "keep" and _wordy(sentence):
             rules.length_sentence(sentence, length, tone, edit)
     if length == "shorter":
@@ -45,7 +47,7 @@ def rewrite(text: str, tone: str, length: str, language: str, at_start: bool = T
     if length == "longer":
         _frame(lines, tone, language, rules.length_data()["longer"], edit, at_start, at_end)
         extra = rules.length_data()["longer"]["extras"][tone]
-        if at_end and _joined(lines) and len(_joined(lines)) <= len(masked) and extra not in masked:
+        if at_end and len(_joined(lines)) <= toned and extra not in masked:
             _append(lines, extra, language, edit, "length.extra", "courteous line added")
     closings = rules.tone_data(tone).get("closings")
     if tone == "humorous" and closings and length != "shorter" and at_end:
