@@ -80,6 +80,16 @@ def tone_sentence(sentence: Sentence, tone: str, edit: Edit) -> None:
         core = _request(sentence, core, spec["imperative"], edit)
     core = _PREFIXED.sub(lambda m: m.group(1) + m.group(2).lower(), core)
     sentence.core = capitalise(core)
+    sentence.closing = _question_mark(sentence.core, sentence.closing)
+
+
+def _question_mark(core: str, closing: str) -> str:
+    """A request asked as a question ends in "?", one made a "Please ..." in "."."""
+    if re.match(r"(could|can|would|will) you\b", core, _FLAGS):
+        return re.sub(r"^[.!]+", "?", closing)
+    if core.lower().startswith("please "):
+        return re.sub(r"^\?+", ".", closing)
+    return closing
 
 
 def _calm(closing: str, edit: Edit) -> str:
