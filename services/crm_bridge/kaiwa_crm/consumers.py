@@ -1,56 +1,43 @@
-"""JetStream consumers of other services' events."""
+"""JetStream consumers of other services' events (use cases in events.py).
+
+conversation chat_started    the visitor's e-mail, known from now on
+conversation chat_ended      CRM-03..08 (a missed chat ends with reason "missed", with
+                             routing's reason and the time waited: its note comes from here)
+visitor      page_viewed     CRM-08 visits, CRM-03 "accessed"
+
+A chat or page view another service no longer knows (NOT_FOUND) can never be applied:
+the event is parked as a dead letter instead of being retried.
+"""
 
 from __future__ import annotations
-
-import logging
 
 import asyncpg
 from kaiwa.events.v1.envelope_pb2 import Event
 
-from kaiwa_common.emails import valid_email
-from kaiwa_common.app import ServiceContext
 from kaiwa_common.consumer import ConsumerSpec
-from kaiwa_common.errors import InvalidArgument, PermanentEventError
+from kaiwa_common.errors import NotFound, PermanentEventError
 
-from .adapters import crm_for
-from .domain import LEAD, RecordChanges
-from .domain.model import MAX_NAME
-from .handlers import record_created
-from .transcripts import transcript_attachment
+from . import events
+from .runtime import Runtime
 
-log = logging.getLogger("kaiwa.crm")
-
-CHAT_SOURCE = "chat"
+_CONVERSATION = {"chat_started": events.on_chat_started, "chat_ended": events.on_chat_ended}
 
 
-def consumers(ctx: ServiceContext, durable: str) -> list[ConsumerSpec]:
-    async def chat_ended(event: Event, conn: asyncpg.Connection) -> None:
-        await on_chat_ended(ctx, event, conn)
+def consumers(rt: Runtime, durable: str) -> list[ConsumerSpec]:
+    async def conversation(event: Event, conn: asyncpg.Connection) -> None:
+        await _applied(_CONVERSATION[event.type], rt, event, conn)
 
-    return [ConsumerSpec(durable, "conversation", ["chat_ended"], chat_ended)]
+    async def visitor(event: Event, conn: asyncpg.Connection) -> None:
+        await _applied(events.on_page_viewed, rt, event, conn)
+
+    return [
+        ConsumerSpec(durable, "conversation", list(_CONVERSATION), conversation),
+        ConsumerSpec(f"{durable}_visitor", "visitor", ["page_viewed"], visitor),
+    ]
 
 
-async def on_chat_ended(ctx: ServiceContext, event: Event, conn: asyncpg.Connection) -> None:
-    """CRM-07: a visitor who left an e-mail gets a lead (unless a record exists) with the
-    chat's transcript attached. Runs in the consumer's transaction; re-delivery of the
-    same chat replaces its attachment instead of adding another."""
-    ended, tenant = event.chat_ended, event.tenant
-    if not ended.visitor_email.strip():
-        return
+async def _applied(handler, rt: Runtime, event: Event, conn: asyncpg.Connection) -> None:
     try:
-        email = valid_email(ended.visitor_email, "visitor_email")
-    except InvalidArgument as exc:
-        raise PermanentEventError(f"chat {ended.chat_id}: {exc.message}") from None
-    attachment = await transcript_attachment(ctx, tenant, ended.chat_id)  # before any lock is taken
-    crm = crm_for(conn, tenant)
-    record, created = await crm.add_if_absent(
-        tenant, RecordChanges(email=email, type=LEAD, name=ended.visitor_name.strip()[:MAX_NAME], source=CHAT_SOURCE)
-    )
-    if created:
-        await record_created(ctx, conn, tenant, record, chat_id=ended.chat_id)
-    if attachment is not None:
-        await crm.attach(tenant, record.id, attachment)
-    log.info(
-        "chat transcript attached",
-        extra={"fields": {"tenant": tenant, "chat": ended.chat_id, "record": record.id, "created": created}},
-    )
+        await handler(rt, event, conn)
+    except NotFound as exc:
+        raise PermanentEventError(exc.message) from None

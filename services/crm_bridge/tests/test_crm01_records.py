@@ -23,7 +23,12 @@ async def crm():
 
 
 def agent(tenant: str):
+    """An agent with no CRM user of their own (CRM-01: may add leads, not edit records)."""
     return auth(tenant, "agent", str(uuid.uuid4()))
+
+
+def admin(tenant: str):
+    return auth(tenant, "admin", "admin-1")
 
 
 @pytest.fixture
@@ -70,7 +75,7 @@ async def test_crm01_upsert_updates_the_same_record_and_merges_fields(crm, tenan
         pb.UpsertRecordRequest(
             email="ken@example.com", name="Ken", fields={"company": "Acme", "phone": "555"}, source="web form"
         ),
-        metadata=agent(tenant),
+        metadata=admin(tenant),
     )
     second = await crm.UpsertRecord(
         pb.UpsertRecordRequest(
@@ -95,7 +100,7 @@ async def test_crm01_upsert_updates_the_same_record_and_merges_fields(crm, tenan
 async def test_crm02_only_fields_with_a_value_are_shown(crm, tenant):
     await crm.UpsertRecord(
         pb.UpsertRecordRequest(email="a@example.com", fields={"company": "  ", "phone": "", "annual revenue": "1000000"}),
-        metadata=agent(tenant),
+        metadata=admin(tenant),
     )
     found = await crm.FindRecord(pb.FindRecordRequest(email="a@example.com"), metadata=agent(tenant))
     assert dict(found.fields) == {"annual revenue": "1000000"}
@@ -108,7 +113,7 @@ async def test_crm01_deals_and_visitor_type(crm, tenant):
             type=pb.RECORD_TYPE_CONTACT,
             deals=[pb.Deal(name="Renewal 2025", stage="Negotiation", amount=1200000.5, closing_date="2025-12-31", open=True)],
         ),
-        metadata=agent(tenant),
+        metadata=admin(tenant),
     )
     assert contact.visitor_type == "deal"
     deal = contact.deals[0]
@@ -129,23 +134,23 @@ async def test_crm01_deals_and_visitor_type(crm, tenant):
                 )
             ],
         ),
-        metadata=agent(tenant),
+        metadata=admin(tenant),
     )
     assert len(won.deals) == 1
     assert (won.deals[0].stage, won.deals[0].open, won.deals[0].amount) == ("Closed Won", False, 1300000)
     assert won.visitor_type == "customer"
 
     plain = await crm.UpsertRecord(
-        pb.UpsertRecordRequest(email="plain@example.com", type=pb.RECORD_TYPE_CONTACT), metadata=agent(tenant)
+        pb.UpsertRecordRequest(email="plain@example.com", type=pb.RECORD_TYPE_CONTACT), metadata=admin(tenant)
     )
     assert plain.visitor_type == "contact"
 
 
 async def test_crm01_unknown_deal_id_is_not_found_and_nothing_is_written(crm, tenant):
-    await crm.UpsertRecord(pb.UpsertRecordRequest(email="d@example.com", name="Before"), metadata=agent(tenant))
+    await crm.UpsertRecord(pb.UpsertRecordRequest(email="d@example.com", name="Before"), metadata=admin(tenant))
     call = crm.UpsertRecord(
         pb.UpsertRecordRequest(email="d@example.com", name="After", deals=[pb.Deal(id=str(uuid.uuid4()), name="X")]),
-        metadata=agent(tenant),
+        metadata=admin(tenant),
     )
     assert await status_of(call) == grpc.StatusCode.NOT_FOUND
     found = await crm.FindRecord(pb.FindRecordRequest(email="d@example.com"), metadata=agent(tenant))
@@ -154,8 +159,8 @@ async def test_crm01_unknown_deal_id_is_not_found_and_nothing_is_written(crm, te
 
 
 async def test_crm01_contact_cannot_become_a_lead_again(crm, tenant):
-    await crm.UpsertRecord(pb.UpsertRecordRequest(email="c@example.com", type=pb.RECORD_TYPE_CONTACT), metadata=agent(tenant))
-    call = crm.UpsertRecord(pb.UpsertRecordRequest(email="c@example.com", type=pb.RECORD_TYPE_LEAD), metadata=agent(tenant))
+    await crm.UpsertRecord(pb.UpsertRecordRequest(email="c@example.com", type=pb.RECORD_TYPE_CONTACT), metadata=admin(tenant))
+    call = crm.UpsertRecord(pb.UpsertRecordRequest(email="c@example.com", type=pb.RECORD_TYPE_LEAD), metadata=admin(tenant))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -167,7 +172,7 @@ async def test_crm01_concurrent_upserts_of_one_email_make_one_record(crm, tenant
         *(
             crm.UpsertRecord(
                 pb.UpsertRecordRequest(email=f"{'RACE' if i % 2 else 'race'}@example.com", fields={f"f{i}": "v"}),
-                metadata=agent(tenant),
+                metadata=admin(tenant),
             )
             for i in range(8)
         )
@@ -214,7 +219,7 @@ async def test_crm01_find_record_bad_input(crm, tenant):
 )
 async def test_crm01_upsert_record_bad_input_writes_nothing(crm, tenant, request_, words):
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await crm.UpsertRecord(request_, metadata=agent(tenant))
+        await crm.UpsertRecord(request_, metadata=admin(tenant))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in err.value.details(), err.value.details()
     call = crm.FindRecord(pb.FindRecordRequest(email="x@example.com"), metadata=agent(tenant))
@@ -250,7 +255,7 @@ async def test_plat02_crm_needs_a_staff_token_and_keeps_tenants_apart(crm, tenan
     call = crm.FindRecord(pb.FindRecordRequest(email="secret@example.com"), metadata=agent(other))
     assert await status_of(call) == grpc.StatusCode.NOT_FOUND
     # The same e-mail is a separate record in another tenant.
-    theirs = await crm.UpsertRecord(pb.UpsertRecordRequest(email="secret@example.com"), metadata=agent(other))
+    theirs = await crm.UpsertRecord(pb.UpsertRecordRequest(email="secret@example.com"), metadata=admin(other))
     ours = await crm.FindRecord(pb.FindRecordRequest(email="secret@example.com"), metadata=agent(tenant))
     assert theirs.id != ours.id
     assert dict(theirs.fields) == {}

@@ -210,7 +210,7 @@ async def test_crm07_existing_contact_gets_the_transcript_once(services, tenant)
 async def test_crm07_unknown_chat_is_parked_not_retried(services, tenant):
     chat_id = str(uuid.uuid4())
     event = await services.publish(
-        "conversation", tenant, ChatEnded(chat_id=chat_id, visitor_email="ghost@example.com", reason="agent")
+        "conversation", tenant, ChatEnded(chat_id=chat_id, agent_id=AGENT, visitor_email="ghost@example.com", reason="agent")
     )
     for _ in range(200):
         error = await services.crm.ctx.pool.fetchval("SELECT error FROM dead_letters WHERE event_id = $1", event.id)

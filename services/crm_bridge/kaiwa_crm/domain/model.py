@@ -1,4 +1,7 @@
-"""The CRM's records (leads and contacts), deals and attachments: values and rules, no I/O."""
+"""The CRM's records (leads and contacts), deals and attachments: values and rules, no I/O.
+
+The same values for every CRM adapter: record ids are opaque strings (a UUID in the
+built-in CRM, "lead:<id>" / "contact:<id>" for Zoho)."""
 
 from __future__ import annotations
 
@@ -65,6 +68,13 @@ class Record:
     created_at: datetime
     deals: list[Deal] = field(default_factory=list)
     attachments: list[AttachmentInfo] = field(default_factory=list)
+    label: str = ""  # CRM-03: "tracked_in_crm" / "unattended" for unattended visitors added
+    account: str = ""  # contacts: the account (company) name
+    account_fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def open_deals(self) -> list[Deal]:
+        return [d for d in self.deals if d.open]
 
     @property
     def visible_fields(self) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""asyncpg queries of the built-in CRM (schema `crm`); every query is scoped by tenant."""
+"""The built-in CRM's records (leads and contacts), accounts, deals and attachments."""
 
 from __future__ import annotations
 
@@ -7,34 +7,51 @@ from decimal import Decimal
 
 import asyncpg
 
-from .domain import AttachmentInfo, Deal, DealChange, NewAttachment, Record
+from ..domain import AttachmentInfo, Deal, DealChange, NewAttachment, Record
 
-_RECORD_COLUMNS = "id, type, email, name, fields, owner, source, created_at"
+_RECORD_COLUMNS = (
+    "r.id, r.type, r.email, r.name, r.fields, r.owner, r.source, r.created_at, r.label, "
+    "coalesce(a.name, '') AS account, coalesce(a.fields, '{}'::jsonb) AS account_fields"
+)
+_FROM = "FROM records r LEFT JOIN accounts a ON a.tenant = r.tenant AND a.id = r.account_id"
 
 
 async def find_record(conn: asyncpg.Connection, tenant: str, email: str, *, lock: bool = False) -> Record | None:
     row = await conn.fetchrow(
-        f"SELECT {_RECORD_COLUMNS} FROM records WHERE tenant = $1 AND lower(email) = lower($2)" + (" FOR UPDATE" if lock else ""),
+        f"SELECT {_RECORD_COLUMNS} {_FROM} WHERE r.tenant = $1 AND lower(r.email) = lower($2)"
+        + (" FOR UPDATE OF r" if lock else ""),
         tenant,
         email,
     )
     return await _load(conn, tenant, row) if row else None
 
 
-async def get_record(conn: asyncpg.Connection, tenant: str, record_id: str) -> Record | None:
+async def get_record(conn: asyncpg.Connection, tenant: str, record_id: str, *, lock: bool = False) -> Record | None:
     row = await conn.fetchrow(
-        f"SELECT {_RECORD_COLUMNS} FROM records WHERE tenant = $1 AND id = $2", tenant, uuid.UUID(record_id)
+        f"SELECT {_RECORD_COLUMNS} {_FROM} WHERE r.tenant = $1 AND r.id = $2" + (" FOR UPDATE OF r" if lock else ""),
+        tenant,
+        uuid.UUID(record_id),
     )
     return await _load(conn, tenant, row) if row else None
 
 
 async def insert_record(
-    conn: asyncpg.Connection, tenant: str, *, type: str, email: str, name: str, fields: dict[str, str], owner: str, source: str
+    conn: asyncpg.Connection,
+    tenant: str,
+    *,
+    type: str,
+    email: str,
+    name: str,
+    fields: dict[str, str],
+    owner: str,
+    source: str,
+    label: str = "",
+    account_id: str | None = None,
 ) -> str | None:
     """The new record's id, or None when the tenant already has a record for the e-mail."""
     record_id = await conn.fetchval(
-        "INSERT INTO records (tenant, id, type, email, name, fields, owner, source) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, lower(email)) DO NOTHING RETURNING id",
+        "INSERT INTO records (tenant, id, type, email, name, fields, owner, source, label, account_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant, lower(email)) DO NOTHING RETURNING id",
         tenant,
         uuid.uuid4(),
         type,
@@ -43,6 +60,8 @@ async def insert_record(
         fields,
         owner,
         source,
+        label,
+        uuid.UUID(account_id) if account_id else None,
     )
     return str(record_id) if record_id else None
 
@@ -71,10 +90,42 @@ async def update_record(
     )
 
 
-async def insert_deal(conn: asyncpg.Connection, tenant: str, record_id: str, deal: DealChange) -> None:
+async def set_fields(conn: asyncpg.Connection, tenant: str, record_id: str, fields: dict[str, str]) -> None:
     await conn.execute(
-        "INSERT INTO deals (tenant, id, record_id, name, stage, amount, closing_date, open) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "UPDATE records SET fields = $3, updated_at = now() WHERE tenant = $1 AND id = $2",
+        tenant,
+        uuid.UUID(record_id),
+        fields,
+    )
+
+
+async def make_contact(conn: asyncpg.Connection, tenant: str, record_id: str, account_id: str | None) -> None:
+    await conn.execute(
+        "UPDATE records SET type = 'contact', account_id = coalesce($3, account_id), updated_at = now() "
+        "WHERE tenant = $1 AND id = $2",
+        tenant,
+        uuid.UUID(record_id),
+        uuid.UUID(account_id) if account_id else None,
+    )
+
+
+async def account_id(conn: asyncpg.Connection, tenant: str, name: str) -> str:
+    """The account of this name, created when missing (one per name and tenant)."""
+    found = await conn.fetchval(
+        "INSERT INTO accounts (tenant, id, name) VALUES ($1, $2, $3) "
+        "ON CONFLICT (tenant, lower(name)) DO UPDATE SET name = accounts.name RETURNING id",
+        tenant,
+        uuid.uuid4(),
+        name,
+    )
+    return str(found)
+
+
+async def insert_deal(conn: asyncpg.Connection, tenant: str, record_id: str, deal: DealChange, key: str = "") -> str:
+    """The deal's id; with a key, a deal already made for it is returned instead."""
+    deal_id = await conn.fetchval(
+        "INSERT INTO deals (tenant, id, record_id, name, stage, amount, closing_date, open, key) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant, key) WHERE key <> '' DO NOTHING RETURNING id",
         tenant,
         uuid.uuid4(),
         uuid.UUID(record_id),
@@ -83,7 +134,11 @@ async def insert_deal(conn: asyncpg.Connection, tenant: str, record_id: str, dea
         Decimal(repr(deal.amount)),
         deal.closing_date,
         deal.open,
+        key,
     )
+    if deal_id is None:
+        deal_id = await conn.fetchval("SELECT id FROM deals WHERE tenant = $1 AND key = $2", tenant, key)
+    return str(deal_id)
 
 
 async def update_deal(conn: asyncpg.Connection, tenant: str, record_id: str, deal: DealChange) -> bool:
@@ -165,6 +220,9 @@ async def _load(conn: asyncpg.Connection, tenant: str, row: asyncpg.Record) -> R
             for d in deals
         ],
         attachments=[_attachment(a) for a in attachments],
+        label=row["label"],
+        account=row["account"],
+        account_fields=dict(row["account_fields"]),
     )
 
 

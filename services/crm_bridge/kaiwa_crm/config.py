@@ -1,0 +1,53 @@
+"""Settings of the CRM bridge, from environment variables (the only place it reads them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kaiwa_common.config import env_float, env_int, env_str
+
+# Development only: a fixed Fernet key so `make run` works out of the box. Production sets
+# KAIWA_CRM_ENCRYPTION_KEYS (the service logs a warning when it falls back to this one).
+DEV_ENCRYPTION_KEY = "a2Fpd2EtZGV2LWNybS1lbmNyeXB0aW9uLWtleS0wMDA="
+
+
+@dataclass(frozen=True)
+class CrmConfig:
+    # Fernet keys (urlsafe base64, 32 bytes), comma-separated: the first encrypts, every
+    # one decrypts, so a key can be rotated without losing stored integration keys.
+    encryption_keys: tuple[str, ...] = field(
+        default_factory=lambda: tuple(k.strip() for k in env_str("KAIWA_CRM_ENCRYPTION_KEYS").split(",") if k.strip())
+    )
+    # Zoho: where the accounts server and the API are. Unset: Zoho's own, by the data
+    # centre of the account. Set (a local stand-in in tests, a proxy): used for every DC.
+    zoho_accounts_url: str = field(default_factory=lambda: env_str("KAIWA_CRM_ZOHO_ACCOUNTS_URL"))
+    zoho_api_url: str = field(default_factory=lambda: env_str("KAIWA_CRM_ZOHO_API_URL"))
+    # One HTTP call to Zoho: connect/read timeout, and attempts within one call (5xx,
+    # network errors, short 429 waits) before the write waits for a later try.
+    zoho_timeout: float = field(default_factory=lambda: env_float("KAIWA_CRM_ZOHO_TIMEOUT", 5.0))
+    zoho_attempts: int = field(default_factory=lambda: env_int("KAIWA_CRM_ZOHO_ATTEMPTS", 3))
+    # A 429 asking to wait longer than this is not waited for in the call: the write is
+    # retried after the CRM's reset time instead.
+    zoho_max_inline_wait: float = field(default_factory=lambda: env_float("KAIWA_CRM_ZOHO_MAX_INLINE_WAIT", 2.0))
+    # How long a record read from an external CRM is answered from the cache.
+    cache_ttl: float = field(default_factory=lambda: env_float("KAIWA_CRM_CACHE_TTL", 60.0))
+    # Queued writes: how often the runner looks for due ones (it is also woken at once),
+    # and the longest wait between two tries.
+    writes_poll: float = field(default_factory=lambda: env_float("KAIWA_CRM_WRITES_POLL", 1.0))
+    writes_max_backoff: float = field(default_factory=lambda: env_float("KAIWA_CRM_WRITES_MAX_BACKOFF", 60.0))
+    # gRPC deadline for calls to conversation, routing and visitor.
+    peer_timeout: float = field(default_factory=lambda: env_float("KAIWA_CRM_PEER_TIMEOUT", 5.0))
+    # Where a ticket number in a chat links to ({number} and {id} are filled in).
+    ticket_url: str = field(default_factory=lambda: env_str("KAIWA_DESK_TICKET_URL", "https://desk.kaiwa.local/tickets/{number}"))
+    # Where an activity's "link to the log" points ({chat_id}).
+    chat_log_url: str = field(
+        default_factory=lambda: env_str("KAIWA_CRM_CHAT_LOG_URL", "https://app.kaiwa.local/chats/{chat_id}/transcript")
+    )
+
+    @property
+    def uses_dev_key(self) -> bool:
+        return not self.encryption_keys
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.encryption_keys or (DEV_ENCRYPTION_KEY,)

@@ -1,0 +1,1 @@
+"""asyncpg queries of the CRM bridge (schema `crm`); every query is scoped by tenant."""
