@@ -1,7 +1,8 @@
 """AI-02: a tone for the agent's reply, from the sentiment of the customer's messages.
 
 The customer's latest messages are scored from -1 to +1 and averaged with the later ones
-weighing more (each message weighs twice the one three messages before it):
+weighing more (each message weighs twice the one three messages before it); messages
+with no sentiment at all (score 0: "Where is my order?") do not dilute the others:
 
     sentiment s         mood            suggested tone
     s ≤ -0.5            upset           polite     (apologetic, soft requests, cushions)
@@ -70,8 +71,11 @@ class ToneSuggestion:
 
 
 def weighted(scored: list[Scored]) -> float:
-    weights = [0.5 ** ((len(scored) - 1 - i) / 3) for i in range(len(scored))]
-    return sum(w * s.score for w, s in zip(weights, scored, strict=True)) / sum(weights)
+    felt = [s for s in scored if s.score != 0]
+    if not felt:
+        return 0.0
+    weights = [0.5 ** ((len(felt) - 1 - i) / 3) for i in range(len(felt))]
+    return sum(w * s.score for w, s in zip(weights, felt, strict=True)) / sum(weights)
 
 
 def mood_of(sentiment: float, joking: bool) -> str:
