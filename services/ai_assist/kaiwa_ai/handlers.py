@@ -97,6 +97,7 @@ class Assistant:
             request.language,
             at_start=not text[: request.start].strip(),
             at_end=not text[end:].strip(),
+            protected=protected,
         )
         if missing_tokens(protected, done.text):  # a defect of ours: never hand it out
             log.error("embedded rewrite lost protected text", extra={"fields": {"missing": missing_tokens(protected, done.text)}})

@@ -20,7 +20,7 @@ from types import ModuleType
 
 from . import english, japanese
 from .model import Change, Rewritten
-from .protect import find_protected, mask, unmask
+from .protect import Protected, find_protected, mask, unmask
 from .text import Edit, Sentence, has_mask, make_sentence, sentences
 
 _LANGUAGE: dict[str, ModuleType] = {"en": english, "ja": japanese}
@@ -28,11 +28,20 @@ _SALUTATION = re.compile(r"^((hi|hello|hey|dear)\b.*,|.*(様|さん|さま|各�
 MAX_CHANGES = 40
 
 
-def rewrite(text: str, tone: str, length: str, language: str, at_start: bool = True, at_end: bool = True) -> Rewritten:
+def rewrite(
+    text: str,
+    tone: str,
+    length: str,
+    language: str,
+    at_start: bool = True,
+    at_end: bool = True,
+    protected: list[Protected] | None = None,
+) -> Rewritten:
     """`text` in `tone` and `length`; `at_start`/`at_end`: whether it begins/ends the draft
-    (a greeting or a closing is only added there)."""
+    (a greeting or a closing is only added there); `protected`: find_protected(text), when
+    the caller has it already."""
     rules = _LANGUAGE[language]
-    masked, table = mask(text, find_protected(text, language))
+    masked, table = mask(text, find_protected(text, language) if protected is None else protected)
     lines = [sentences(line, language) for line in masked.split("\n")]
     edit = Edit(cushions=99 if length == "shorter" else 0)  # shorter: no cushion words added
     for sentence in _all(lines):
