@@ -4,20 +4,27 @@ producing services' relays publish them; the Zoho stand-in connected to a tenant
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
 
 import pytest
+from kaiwa.conversation.v1 import conversation_pb2 as conv_pb
+from kaiwa.conversation.v1.conversation_pb2_grpc import ConversationServiceStub
 from kaiwa.crm_bridge.v1 import crm_bridge_pb2 as pb
 from kaiwa.crm_bridge.v1.crm_bridge_pb2_grpc import CrmBridgeServiceStub
 from kaiwa.events.v1.conversation_pb2 import ChatEnded
 from kaiwa.events.v1.envelope_pb2 import Event
+from kaiwa.events.v1.routing_pb2 import ChatAssigned
+from kaiwa.visitor.v1.visitor_pb2_grpc import VisitorServiceStub
 
 from kaiwa_common.app import ServiceRunner
 from kaiwa_common.config import Settings
 from kaiwa_common.events import make_event, subject
+from kaiwa_conversation.main import make_spec as conversation_spec
 from kaiwa_crm.main import make_spec
+from kaiwa_visitor.main import SPEC as VISITOR_SPEC
 from services.crm_bridge.tests.zoho_standin import ZohoStandIn
 from tests.fixtures import auth, channel_to, running
 
@@ -54,6 +61,60 @@ class Crm:
 
     async def processed(self, event: Event) -> bool:
         return bool(await self.runner.ctx.pool.fetchval("SELECT count(*) FROM processed_events WHERE event_id = $1", event.id))
+
+
+AGENT, AGENT_NAME = "agent-7", "Kawane Taro"
+
+
+@dataclass
+class Stack:
+    """The CRM bridge with the real conversation (and visitor) services next to it."""
+
+    crm: Crm
+    conv: ConversationServiceStub
+    visitor: VisitorServiceStub | None
+
+    async def ended_chat(self, tenant: str, email: str, name: str = "佐藤 一郎", visitor_id: str = "") -> conv_pb.Chat:
+        """A web chat: started by a visitor, accepted by AGENT, two messages, ended by the agent."""
+        visitor = auth(tenant, "visitor", visitor_id or str(uuid.uuid4()))
+        chat = await self.conv.StartChat(
+            conv_pb.StartChatRequest(
+                channel=conv_pb.CHANNEL_WEB, question="見積もりをお願いします", visitor_name=name, visitor_email=email
+            ),
+            metadata=visitor,
+        )
+        assigned = ChatAssigned(chat_id=chat.id, agent_id=AGENT, agent_name=AGENT_NAME, how="accepted")
+        await self.crm.publish("routing", tenant, assigned)
+        agent = auth(tenant, "agent", AGENT)
+        for _ in range(200):
+            if (
+                await self.conv.GetChat(conv_pb.GetChatRequest(chat_id=chat.id), metadata=agent)
+            ).state == conv_pb.CHAT_STATE_OPEN:
+                break
+            await asyncio.sleep(0.05)
+        await self.conv.SendMessage(
+            conv_pb.SendMessageRequest(chat_id=chat.id, text="Plan B の見積もりが欲しいです"), metadata=visitor
+        )
+        await self.conv.SendMessage(
+            conv_pb.SendMessageRequest(chat_id=chat.id, text="Thanks, sending the quote today."), metadata=agent
+        )
+        return await self.conv.EndChat(conv_pb.EndChatRequest(chat_id=chat.id), metadata=agent)
+
+
+@contextlib.asynccontextmanager
+async def stack(with_visitor: bool = False, env: dict[str, str] | None = None):
+    conv_schema, visitor_schema = f"crm_conv_{uuid.uuid4().hex[:8]}", f"crm_vis_{uuid.uuid4().hex[:8]}"
+    async with contextlib.AsyncExitStack() as exits:
+        conversation = await exits.enter_async_context(running(conversation_spec(schema=conv_schema), schema=conv_schema))
+        addresses = {"KAIWA_CONVERSATION_ADDR": f"127.0.0.1:{conversation.port}"}
+        visitor = None
+        if with_visitor:
+            visitor = await exits.enter_async_context(running(VISITOR_SPEC, schema=visitor_schema))
+            addresses["KAIWA_VISITOR_ADDR"] = f"127.0.0.1:{visitor.port}"
+        crm = await exits.enter_async_context(crm_service({**FAST, **addresses, **(env or {})}))
+        conv_channel = await exits.enter_async_context(channel_to(conversation))
+        visitor_stub = VisitorServiceStub(await exits.enter_async_context(channel_to(visitor))) if visitor else None
+        yield Stack(crm, ConversationServiceStub(conv_channel), visitor_stub)
 
 
 @contextlib.asynccontextmanager

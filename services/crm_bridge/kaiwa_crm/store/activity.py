@@ -3,7 +3,6 @@ write is keyed naturally (ON CONFLICT DO NOTHING), so repeating it changes nothi
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import asyncpg
@@ -135,7 +134,7 @@ async def add_visit_page(conn: asyncpg.Connection, tenant: str, record_id: str, 
         page.visitor_type,
         page.search_engine,
         page.search_keywords,
-        json.dumps(entry),
+        entry,
         page.viewed_at,
         page.page_view_id,
     )
