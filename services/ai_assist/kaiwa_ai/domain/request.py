@@ -16,9 +16,9 @@ from kaiwa_common.errors import InvalidArgument, parse_uuid
 
 from .language import detect
 from .model import LANGUAGES, LENGTHS, MAX_TEXT, TONES, RewriteRequest
-from .protect import find_protected, mask
 
 _GRAPHEME = regex.compile(r"\X")
+_LINKS = regex.compile(r"(?i)\b(?:https?://|www\.)\S+|\S+@\S+|`[^`]*`")
 
 
 def validate_rewrite(
@@ -72,8 +72,7 @@ def _language(text: str, language: str) -> tuple[str, bool]:
         if primary not in LANGUAGES:
             raise InvalidArgument(f"language {language!r} is not supported: use ja or en", field="language")
         return primary, False
-    masked, _ = mask(text, find_protected(text, "en"))
-    found = detect(masked)
+    found = detect(_LINKS.sub(" ", text))
     if found is None:
         raise InvalidArgument("cannot tell the draft's language (it has no words); pass language ja or en", field="language")
     if found not in LANGUAGES:

@@ -56,7 +56,8 @@ def rewrite(
     if length == "longer":
         _frame(lines, tone, language, rules.length_data()["longer"], edit, at_start, at_end)
         extra = rules.length_data()["longer"]["extras"][tone]
-        if at_end and len(_joined(lines)) <= toned and extra not in masked:
+        wordy = any(_wordy(s) for s in _all(lines))
+        if wordy and at_end and len(_joined(lines)) <= toned and extra not in masked:
             _append(lines, extra, language, edit, "length.extra", "courteous line added")
     closings = rules.tone_data(tone).get("closings")
     if tone == "humorous" and closings and length != "shorter" and at_end:
@@ -153,6 +154,8 @@ _SIGN_OFF = re.compile(
 def _closing_line(lines: list[list[Sentence]]) -> tuple[int, bool]:
     """(the line a closing goes after, whether that line is prose it can join)."""
     filled = [i for i, line in enumerate(lines) if "".join(s.text for s in line).strip()]
+    if not filled:
+        return len(lines) - 1, False
     last = filled[-1]
     for i in reversed(filled[-3:]):  # a sign-off ("Kind regards,\nTom") stays last
         if _SIGN_OFF.match("".join(s.text for s in lines[i]).strip()):
