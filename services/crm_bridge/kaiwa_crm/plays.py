@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Awaitable, Callable
 
-from kaiwa_common.errors import FailedPrecondition, NotFound
+from kaiwa_common.errors import NotFound
 
 from .adapters import CrmAdapter
 from .domain import NewAttachment, RecordChanges
@@ -138,7 +138,8 @@ async def convert_lead(crm: CrmAdapter, p: dict, content: bytes, progress: Progr
     deal = NewDeal(d["key"], d["name"], d["stage"], d["amount"], _date(d["closing_date"])) if d else None
 
     async def convert() -> dict:
-        contact, made = await crm.convert_lead(record, Conversion(account=p.get("account", ""), deal=deal))
+        account = p.get("account") or record.fields.get("company", "")  # the lead's company by default
+        contact, made = await crm.convert_lead(record, Conversion(account=account, deal=deal))
         return {"record": record_json(contact), "deal": deal_json(made) if made else None}
 
     return await progress.step("convert", convert)
@@ -256,8 +257,3 @@ def _when(value: str | None) -> datetime | None:
 
 def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise FailedPrecondition(message)
