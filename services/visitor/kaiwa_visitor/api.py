@@ -1,43 +1,64 @@
-"""gRPC servicer: protobuf <-> domain. Identity and errors are handled by the interceptor."""
+"""gRPC servicer: protobuf <-> use cases, nothing else. Identity and errors are the
+interceptor's (kaiwa_common): use cases raise domain errors, which it maps to status codes."""
 
 from __future__ import annotations
-
-import ipaddress
 
 from kaiwa.visitor.v1 import visitor_pb2 as pb
 from kaiwa.visitor.v1 import visitor_pb2_grpc
 
-from kaiwa_common.app import ServiceContext
 from kaiwa_common.auth import current_identity
 from kaiwa_common.errors import InvalidArgument, NotFound, Unauthenticated, parse_uuid
+from kaiwa_common.interceptor import STATUS_OF
+from kaiwa_common.protobuf import enum_name, timestamp
 
-from . import handlers
-from .config import VisitorSettings
-from .domain import PageView, Visitor, WidgetKey, check_may_track, tenant_of_key, validate_label, validate_page_view
+from . import blocking, handlers, lists, profiles, settings, streams, tracking, triggers
+from .context import Actor, Deps
+from .convert import (
+    block_pb,
+    event_in,
+    page_view_in,
+    page_view_pb,
+    settings_pb,
+    trigger_in,
+    trigger_pb,
+    visit_pb,
+    visitor_pb,
+)
+from .domain import WidgetKey, tenant_of_key, validate_label
+from .domain.addresses import client_address
+from .tracking import EventIn
 
 
 class VisitorApi(visitor_pb2_grpc.VisitorServiceServicer):
-    def __init__(self, ctx: ServiceContext, settings: VisitorSettings):
-        self.ctx = ctx
-        self.settings = settings
+    def __init__(self, deps: Deps):
+        self.deps = deps
+        self.ctx = deps.ctx
+        self.settings = deps.settings
+
+    def _client_ip(self, context) -> str:
+        forwarded = next((v for k, v in context.invocation_metadata() or () if k == "x-forwarded-for"), "")
+        return client_address(context.peer(), forwarded, self.settings.trusted_proxies)
+
+    # --- widget keys and visitor tokens (PLAT-02) -----------------------------------
 
     async def IssueVisitorToken(self, request: pb.IssueVisitorTokenRequest, context) -> pb.VisitorToken:
         # request.visitor_id is ignored on purpose: an id proves nothing, only the secret does.
         issued = await handlers.issue_visitor_token(
             self.ctx, self.settings, _required(request.widget_key, "widget_key"), request.visitor_secret.strip()
         )
-        response = pb.VisitorToken(token=issued.token, visitor_id=issued.visitor_id, visitor_secret=issued.visitor_secret)
-        response.expires_at.FromDatetime(issued.expires_at)
-        response.visitor_secret_expires_at.FromDatetime(issued.visitor_secret_expires_at)
-        return response
+        return pb.VisitorToken(
+            token=issued.token,
+            visitor_id=issued.visitor_id,
+            visitor_secret=issued.visitor_secret,
+            expires_at=timestamp(issued.expires_at),
+            visitor_secret_expires_at=timestamp(issued.visitor_secret_expires_at),
+        )
 
     async def RevokeVisitorSecret(self, request: pb.RevokeVisitorSecretRequest, context) -> pb.RevokeVisitorSecretResponse:
         revoked = await handlers.revoke_visitor_secret(
             self.ctx, _required(request.widget_key, "widget_key"), _required(request.visitor_secret, "visitor_secret")
         )
-        response = pb.RevokeVisitorSecretResponse(visitor_id=revoked.visitor_id)
-        response.revoked_at.FromDatetime(revoked.revoked_at)
-        return response
+        return pb.RevokeVisitorSecretResponse(visitor_id=revoked.visitor_id, revoked_at=timestamp(revoked.revoked_at))
 
     async def RevokeVisitorSessions(self, request: pb.RevokeVisitorSessionsRequest, context) -> pb.RevokeVisitorSessionsResponse:
         visitor_id = parse_uuid(request.visitor_id.strip(), "visitor_id")
@@ -62,28 +83,119 @@ class VisitorApi(visitor_pb2_grpc.VisitorServiceServicer):
             raise NotFound("no such widget key in this tenant")
         return _widget_key_to_pb(await handlers.revoke_widget_key(self.ctx, tenant, key))
 
+    # --- tracking (VIS-01, VIS-02) -----------------------------------------------------
+
     async def TrackPageView(self, request: pb.TrackPageViewRequest, context) -> pb.PageView:
-        identity = current_identity()
-        # A visitor's widget may leave the id out: the token says who it is.
-        raw_id = request.visitor_id or (identity.sub if identity.role == "visitor" else "")
-        visitor_id = parse_uuid(raw_id, "visitor_id")
-        check_may_track(identity.role, identity.sub, visitor_id)
-        ip = request.ip or (_peer_ip(context.peer()) if identity.role == "visitor" else "")
-        view = validate_page_view(
-            visitor_id=visitor_id,
-            url=request.url,
-            title=request.title,
-            referrer=request.referrer,
-            user_agent=request.user_agent,
-            ip=ip,
-        )
-        page_view = await handlers.track_page_view(self.ctx, self.settings, identity.tenant, view)
-        return _page_view_to_pb(page_view)
+        view = await tracking.track_one(self.deps, Actor.current(), page_view_in(request), self._client_ip(context))
+        return page_view_pb(view)
+
+    async def TrackLeave(self, request: pb.TrackLeaveRequest, context) -> pb.PageView:
+        event = EventIn("leave", visitor_id=request.visitor_id, page_view_id=request.page_view_id)
+        return page_view_pb(await tracking.track_one(self.deps, Actor.current(), event, self._client_ip(context)))
+
+    async def TrackEvents(self, request_iterator, context) -> pb.TrackEventsResponse:
+        async def batches():
+            async for message in request_iterator:
+                yield [event_in(e) for e in message.events]
+
+        outcome = await tracking.track_events(self.deps, Actor.current(), batches(), self._client_ip(context))
+        errors = [
+            pb.EventError(index=i, code=_status_name(exc), message=exc.message) for i, exc in (outcome.errors or {}).items()
+        ]
+        return pb.TrackEventsResponse(accepted=outcome.accepted, errors=errors)
+
+    # --- profiles (VIS-03) ---------------------------------------------------------------
 
     async def GetVisitor(self, request: pb.GetVisitorRequest, context) -> pb.Visitor:
-        visitor_id = parse_uuid(request.visitor_id, "visitor_id")
-        visitor = await handlers.get_visitor(self.ctx, self.settings, current_identity().tenant, visitor_id)
-        return _visitor_to_pb(visitor)
+        return visitor_pb(await profiles.get_visitor(self.deps, current_identity().tenant, request.visitor_id))
+
+    async def GetVisit(self, request: pb.GetVisitRequest, context) -> pb.Visit:
+        return visit_pb(await profiles.get_visit(self.deps, current_identity().tenant, request.visit_id))
+
+    async def IdentifyVisitor(self, request: pb.IdentifyVisitorRequest, context) -> pb.Visitor:
+        source = enum_name(pb.IdentitySource, request.source, "source", default="")
+        visitor = await profiles.identify(
+            self.deps, Actor.current(), request.visitor_id, request.name, request.email, request.phone, source
+        )
+        return visitor_pb(visitor)
+
+    # --- lists and live (VIS-04, VIS-07) -----------------------------------------------
+
+    async def ListVisits(self, request: pb.ListVisitsRequest, context) -> pb.ListVisitsResponse:
+        which = enum_name(pb.VisitList, request.list, "list", default="all")
+        visits, token = await lists.list_visits(
+            self.deps, current_identity().tenant, which, request.page_size, request.page_token
+        )
+        return pb.ListVisitsResponse(visits=[visit_pb(v) for v in visits], next_page_token=token)
+
+    async def ListOnlineVisitors(self, request: pb.ListOnlineVisitorsRequest, context) -> pb.ListVisitsResponse:
+        visits = await lists.online_visitors(self.deps, current_identity().tenant, request.window_seconds, request.page_size)
+        return pb.ListVisitsResponse(visits=[visit_pb(v) for v in visits])
+
+    async def StreamArrivals(self, request: pb.StreamArrivalsRequest, context):
+        async for a in streams.arrivals(self.deps, current_identity().tenant, request.owner):
+            yield pb.Arrival(
+                kind=pb.ARRIVAL_KIND_ARRIVED if a.kind == "arrived" else pb.ARRIVAL_KIND_NOTIFY,
+                visit=visit_pb(a.visit),
+                initial=a.initial,
+                trigger_id=a.trigger_id,
+                message=a.message,
+                agent_id=a.agent_id,
+            )
+
+    # --- blocking (VIS-05) -------------------------------------------------------------
+
+    async def BlockVisitor(self, request: pb.BlockVisitorRequest, context) -> pb.Block:
+        r = request
+        made = await blocking.block(self.deps, Actor.current(), r.ip, r.visitor_id, r.channel, r.thread_id, r.reason, r.chat_id)
+        return block_pb(made)
+
+    async def UnblockVisitor(self, request: pb.UnblockVisitorRequest, context) -> pb.Block:
+        return block_pb(await blocking.unblock(self.deps, Actor.current(), request.block_id))
+
+    async def ListBlocks(self, request: pb.ListBlocksRequest, context) -> pb.ListBlocksResponse:
+        blocks, token = await blocking.list_blocks(
+            self.deps, current_identity().tenant, request.include_unblocked, request.page_size, request.page_token
+        )
+        return pb.ListBlocksResponse(blocks=[block_pb(b) for b in blocks], next_page_token=token)
+
+    # --- proactive triggers (VIS-06) ---------------------------------------------------
+
+    async def UpsertTrigger(self, request: pb.Trigger, context) -> pb.Trigger:
+        saved = await triggers.upsert_trigger(self.deps, Actor.current(), trigger_in(request), request.request_id)
+        return trigger_pb(saved)
+
+    async def ListTriggers(self, request: pb.ListTriggersRequest, context) -> pb.ListTriggersResponse:
+        found = await triggers.list_triggers(self.deps, current_identity().tenant)
+        return pb.ListTriggersResponse(triggers=[trigger_pb(t) for t in found])
+
+    async def DeleteTrigger(self, request: pb.DeleteTriggerRequest, context) -> pb.DeleteTriggerResponse:
+        await triggers.delete_trigger(self.deps, Actor.current(), request.trigger_id)
+        return pb.DeleteTriggerResponse()
+
+    async def StreamPrompts(self, request: pb.StreamPromptsRequest, context):
+        identity = current_identity()
+        async for p in streams.prompts(self.deps, identity.tenant, parse_uuid(identity.sub, "visitor token subject")):
+            yield pb.Prompt(
+                trigger_id=p.trigger_id, message=p.message, visit_id=p.visit_id, url=p.url, fired_at=timestamp(p.fired_at)
+            )
+
+    # --- settings ----------------------------------------------------------------------
+
+    async def GetTrackingSettings(self, request: pb.GetTrackingSettingsRequest, context) -> pb.TrackingSettings:
+        return settings_pb(await settings.get_settings(self.deps, current_identity().tenant))
+
+    async def UpdateTrackingSettings(self, request: pb.TrackingSettings, context) -> pb.TrackingSettings:
+        r = request
+        saved = await settings.update_settings(
+            self.deps, current_identity().tenant, r.visit_timeout_minutes, r.time_zone, r.top_lead_score
+        )
+        return settings_pb(saved)
+
+
+def _status_name(exc) -> str:
+    code = next((status for cls, status in STATUS_OF.items() if isinstance(exc, cls)), None)
+    return code.name if code is not None else "INVALID_ARGUMENT"
 
 
 def _required(value: str, name: str) -> str:
@@ -92,52 +204,5 @@ def _required(value: str, name: str) -> str:
     return value.strip()
 
 
-def _peer_ip(peer: str | None) -> str:
-    """The caller's address from grpc's peer string ("ipv4:1.2.3.4:5678", "ipv6:[::1]:5678")."""
-    if not peer or not peer.startswith(("ipv4:", "ipv6:")):
-        return ""
-    host = peer.split(":", 1)[1].rsplit(":", 1)[0].strip("[]")
-    try:
-        return str(ipaddress.ip_address(host.replace("%25", "%")))
-    except ValueError:
-        return ""
-
-
 def _widget_key_to_pb(key: WidgetKey) -> pb.WidgetKey:
-    message = pb.WidgetKey(key=key.key, label=key.label)
-    message.created_at.FromDatetime(key.created_at)
-    if key.revoked_at is not None:
-        message.revoked_at.FromDatetime(key.revoked_at)
-    return message
-
-
-def _page_view_to_pb(view: PageView) -> pb.PageView:
-    message = pb.PageView(
-        id=view.id,
-        visitor_id=view.visitor_id,
-        url=view.url,
-        title=view.title,
-        referrer=view.referrer,
-        user_agent=view.user_agent,
-        ip=view.ip,
-        landing=view.landing,
-        visit_id=view.visit_id,
-    )
-    message.viewed_at.FromDatetime(view.viewed_at)
-    return message
-
-
-def _visitor_to_pb(visitor: Visitor) -> pb.Visitor:
-    message = pb.Visitor(
-        id=visitor.id,
-        name=visitor.name,
-        email=visitor.email,
-        visit_count=visitor.visit_count,
-        page_view_count=visitor.page_view_count,
-        recent_page_views=[_page_view_to_pb(v) for v in visitor.recent_page_views],
-    )
-    if visitor.first_seen_at is not None:
-        message.first_seen_at.FromDatetime(visitor.first_seen_at)
-    if visitor.last_seen_at is not None:
-        message.last_seen_at.FromDatetime(visitor.last_seen_at)
-    return message
+    return pb.WidgetKey(key=key.key, label=key.label, created_at=timestamp(key.created_at), revoked_at=timestamp(key.revoked_at))

@@ -1,12 +1,12 @@
-"""Use cases of the visitor service: one transaction each, events through the outbox."""
+"""Widget keys and visitor tokens (PLAT-02): one transaction each. The other use cases
+live in one module per capability (tracking, profiles, lists, blocking, triggers,
+streams, settings)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-
-from kaiwa.events.v1.visitor_pb2 import PageViewed
 
 from kaiwa_common.app import ServiceContext
 from kaiwa_common.auth import mint_token
@@ -17,18 +17,14 @@ from kaiwa_common.idempotency import claim_request, fingerprint_of
 from . import store
 from .config import VisitorSettings
 from .domain import (
-    PageView,
-    PageViewInput,
     RevokedSession,
     Verdict,
-    Visitor,
     WidgetKey,
     check_secret_format,
     hash_secret,
     judge_secret,
     new_visitor_secret,
     new_widget_key,
-    starts_new_visit,
     tenant_of_key,
 )
 
@@ -146,38 +142,3 @@ async def revoke_visitor_sessions(ctx: ServiceContext, tenant: str, visitor_id: 
     if revoked is None:
         raise NotFound(f"visitor {visitor_id} not found")
     return revoked
-
-
-async def track_page_view(ctx: ServiceContext, settings: VisitorSettings, tenant: str, view: PageViewInput) -> PageView:
-    """VIS-01: store the page view; the first one of a visit is its landing page."""
-    async with unit_of_work(ctx.pool) as conn:
-        visitor = await store.lock_visitor(conn, tenant, view.visitor_id)
-        now = visitor["now"]
-        landing = starts_new_visit(visitor["last_seen_at"], now, settings.visit_timeout)
-        if landing:
-            visit_id = await store.start_visit(conn, tenant, view.visitor_id, now)
-        else:
-            visit_id = str(visitor["current_visit_id"])
-        page_view = await store.add_page_view(conn, tenant, visit_id, view, landing=landing, now=now)
-        await ctx.outbox.add(
-            conn,
-            tenant,
-            PageViewed(
-                visitor_id=page_view.visitor_id,
-                page_view_id=page_view.id,
-                url=page_view.url,
-                title=page_view.title,
-                referrer=page_view.referrer,
-                visit_id=visit_id,
-                landing=landing,
-            ),
-        )
-    return page_view
-
-
-async def get_visitor(ctx: ServiceContext, settings: VisitorSettings, tenant: str, visitor_id: str) -> Visitor:
-    async with ctx.pool.acquire() as conn:
-        visitor = await store.get_visitor(conn, tenant, visitor_id, settings.recent_page_views)
-    if visitor is None:
-        raise NotFound(f"visitor {visitor_id} not found")
-    return visitor

@@ -35,7 +35,7 @@ def staff(tenant: str):
 
 async def test_vis01_page_views_make_a_visitor_with_a_landing_page(visitors, tenant, page_events):
     visitor_id = str(uuid.uuid4())
-    me = auth(tenant, "visitor", visitor_id)
+    gateway = auth(tenant, "service", "gateway")  # a service passes the visitor's address
     first = await visitors.TrackPageView(
         pb.TrackPageViewRequest(
             visitor_id=visitor_id,
@@ -45,11 +45,14 @@ async def test_vis01_page_views_make_a_visitor_with_a_landing_page(visitors, ten
             user_agent=UA,
             ip="203.0.113.7",
         ),
-        metadata=me,
+        metadata=gateway,
     )
     second = await visitors.TrackPageView(
-        pb.TrackPageViewRequest(url="https://shop.example.co.jp/pricing", title="Pricing", ip="2001:db8::1"), metadata=me
-    )  # id from token
+        pb.TrackPageViewRequest(
+            visitor_id=visitor_id, url="https://shop.example.co.jp/pricing", title="Pricing", ip="2001:db8::1"
+        ),
+        metadata=gateway,
+    )
 
     assert first.landing and not second.landing
     assert first.visit_id == second.visit_id
@@ -81,13 +84,19 @@ async def test_vis01_page_views_make_a_visitor_with_a_landing_page(visitors, ten
     assert viewed[0].referrer == first.referrer and viewed[1].title == "Pricing"
 
 
-async def test_vis01_visitor_without_ip_is_tracked_with_its_address(visitors, tenant):
+async def test_vis01_visitor_is_tracked_with_its_connection_address_never_one_it_sets(visitors, tenant):
     visitor_id = str(uuid.uuid4())
-    view = await visitors.TrackPageView(
-        pb.TrackPageViewRequest(visitor_id=visitor_id, url="http://example.com/a"), metadata=auth(tenant, "visitor", visitor_id)
-    )
-    assert view.ip == "127.0.0.1"
+    me = auth(tenant, "visitor", visitor_id)
+    view = await visitors.TrackPageView(pb.TrackPageViewRequest(url="http://example.com/a"), metadata=me)  # id from the token
+    assert view.ip == "127.0.0.1" and view.visitor_id == visitor_id
     assert view.referrer == "" and view.title == ""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await visitors.TrackPageView(pb.TrackPageViewRequest(url="http://example.com/b", ip="198.51.100.1"), metadata=me)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "taken from its connection" in err.value.details()
+    # Through a proxy that is not trusted (KAIWA_TRUSTED_PROXIES is empty), X-Forwarded-For is ignored.
+    forwarded = (*me, ("x-forwarded-for", "198.51.100.1"))
+    view = await visitors.TrackPageView(pb.TrackPageViewRequest(url="http://example.com/c"), metadata=forwarded)
+    assert view.ip == "127.0.0.1"
 
 
 async def test_vis01_concurrent_first_page_views_make_one_visit(visitors, tenant):

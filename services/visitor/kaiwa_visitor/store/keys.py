@@ -1,4 +1,4 @@
-"""asyncpg queries of the visitor service (schema `visitor`); every query is scoped by tenant."""
+"""Widget keys, visitor sessions and their secrets (PLAT-02)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from .domain import PageView, PageViewInput, RevokedSession, StoredSecret, Visitor, WidgetKey
+from ..domain import RevokedSession, StoredSecret, WidgetKey
 
 
 async def insert_widget_key(conn: asyncpg.Connection, tenant: str, key: str, label: str) -> WidgetKey:
@@ -133,109 +133,3 @@ async def revoke_visitor_sessions(conn: asyncpg.Connection, tenant: str, visitor
         reason,
     )
     return int(status.split()[-1])
-
-
-async def lock_visitor(conn: asyncpg.Connection, tenant: str, visitor_id: str) -> asyncpg.Record:
-    """The visitor's row, created on first sight and locked for this transaction, with the
-    database clock as `now`, read once the lock is held (one clock for all replicas)."""
-    vid = uuid.UUID(visitor_id)
-    await conn.execute("INSERT INTO visitors (tenant, id) VALUES ($1, $2) ON CONFLICT DO NOTHING", tenant, vid)
-    return await conn.fetchrow(
-        "SELECT visit_count, page_view_count, last_seen_at, current_visit_id, clock_timestamp() AS now "
-        "FROM visitors WHERE tenant = $1 AND id = $2 FOR UPDATE",
-        tenant,
-        vid,
-    )
-
-
-async def start_visit(conn: asyncpg.Connection, tenant: str, visitor_id: str, now: datetime) -> str:
-    visit_id = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO visits (tenant, id, visitor_id, started_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)",
-        tenant,
-        visit_id,
-        uuid.UUID(visitor_id),
-        now,
-    )
-    await conn.execute(
-        "UPDATE visitors SET visit_count = visit_count + 1, current_visit_id = $3, "
-        "first_seen_at = coalesce(first_seen_at, $4) WHERE tenant = $1 AND id = $2",
-        tenant,
-        uuid.UUID(visitor_id),
-        visit_id,
-        now,
-    )
-    return str(visit_id)
-
-
-async def add_page_view(
-    conn: asyncpg.Connection, tenant: str, visit_id: str, view: PageViewInput, *, landing: bool, now: datetime
-) -> PageView:
-    row = await conn.fetchrow(
-        "INSERT INTO page_views (tenant, id, visitor_id, visit_id, url, title, referrer, user_agent, ip, landing, "
-        "viewed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::inet, $10, $11) RETURNING *",
-        tenant,
-        uuid.uuid4(),
-        uuid.UUID(view.visitor_id),
-        uuid.UUID(visit_id),
-        view.url,
-        view.title,
-        view.referrer,
-        view.user_agent,
-        view.ip or None,
-        landing,
-        now,
-    )
-    await conn.execute(
-        "UPDATE visits SET last_seen_at = $3, page_view_count = page_view_count + 1 WHERE tenant = $1 AND id = $2",
-        tenant,
-        uuid.UUID(visit_id),
-        now,
-    )
-    await conn.execute(
-        "UPDATE visitors SET last_seen_at = $3, page_view_count = page_view_count + 1 WHERE tenant = $1 AND id = $2",
-        tenant,
-        uuid.UUID(view.visitor_id),
-        now,
-    )
-    return _page_view(row)
-
-
-async def get_visitor(conn: asyncpg.Connection, tenant: str, visitor_id: str, recent: int) -> Visitor | None:
-    vid = uuid.UUID(visitor_id)
-    row = await conn.fetchrow(
-        "SELECT id, name, email, visit_count, page_view_count, first_seen_at, last_seen_at FROM visitors "
-        "WHERE tenant = $1 AND id = $2",
-        tenant,
-        vid,
-    )
-    if row is None:
-        return None
-    views = await conn.fetch(
-        "SELECT * FROM page_views WHERE tenant = $1 AND visitor_id = $2 ORDER BY viewed_at DESC, id LIMIT $3", tenant, vid, recent
-    )
-    return Visitor(
-        id=str(row["id"]),
-        name=row["name"],
-        email=row["email"],
-        visit_count=row["visit_count"],
-        page_view_count=row["page_view_count"],
-        first_seen_at=row["first_seen_at"],
-        last_seen_at=row["last_seen_at"],
-        recent_page_views=[_page_view(v) for v in views],
-    )
-
-
-def _page_view(row: asyncpg.Record) -> PageView:
-    return PageView(
-        id=str(row["id"]),
-        visitor_id=str(row["visitor_id"]),
-        visit_id=str(row["visit_id"]),
-        url=row["url"],
-        title=row["title"],
-        referrer=row["referrer"],
-        user_agent=row["user_agent"],
-        ip=str(row["ip"]) if row["ip"] is not None else "",
-        landing=row["landing"],
-        viewed_at=row["viewed_at"],
-    )
