@@ -13,6 +13,7 @@ from kaiwa_common.auth import ADMIN, AGENT, SERVICE, STAFF
 from .api import CrmBridgeApi
 from .config import CrmConfig
 from .consumers import consumers
+from .handlers.desk import TICKET_MESSAGE, post_message
 from .runtime import Runtime
 from .secrets import SecretBox
 from .writes import WriteRunner
@@ -88,6 +89,7 @@ def make_spec(schema: str = "crm", durable: str = "crm_bridge_conversation") -> 
         add_servicers=add_servicers,
         consumers=lambda ctx: consumers(runtime(ctx), durable),
         workers=lambda ctx: [runtime(ctx).runner.run],
+        timers=lambda ctx: {TICKET_MESSAGE: lambda timer, conn: post_message(runtime(ctx), timer, conn)},
     )
 
 

@@ -17,6 +17,7 @@ from kaiwa.crm_bridge.v1.crm_bridge_pb2_grpc import CrmBridgeServiceStub
 from kaiwa.events.v1.conversation_pb2 import ChatEnded
 from kaiwa.events.v1.envelope_pb2 import Event
 from kaiwa.events.v1.routing_pb2 import ChatAssigned
+from kaiwa.routing.v1.routing_pb2_grpc import RoutingServiceStub
 from kaiwa.visitor.v1.visitor_pb2_grpc import VisitorServiceStub
 
 from kaiwa_common.app import ServiceRunner
@@ -24,6 +25,7 @@ from kaiwa_common.config import Settings
 from kaiwa_common.events import make_event, subject
 from kaiwa_conversation.main import make_spec as conversation_spec
 from kaiwa_crm.main import make_spec
+from kaiwa_routing.main import SPEC as ROUTING_SPEC
 from kaiwa_visitor.main import SPEC as VISITOR_SPEC
 from services.crm_bridge.tests.zoho_standin import ZohoStandIn
 from tests.fixtures import auth, channel_to, running
@@ -73,6 +75,7 @@ class Stack:
     crm: Crm
     conv: ConversationServiceStub
     visitor: VisitorServiceStub | None
+    routing: RoutingServiceStub | None = None
 
     async def ended_chat(self, tenant: str, email: str, name: str = "佐藤 一郎", visitor_id: str = "") -> conv_pb.Chat:
         """A web chat: started by a visitor, accepted by AGENT, two messages, ended by the agent."""
@@ -102,19 +105,30 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def stack(with_visitor: bool = False, env: dict[str, str] | None = None):
-    conv_schema, visitor_schema = f"crm_conv_{uuid.uuid4().hex[:8]}", f"crm_vis_{uuid.uuid4().hex[:8]}"
+async def stack(with_visitor: bool = False, with_routing: bool = False, env: dict[str, str] | None = None):
+    """conversation (and visitor, routing) in this process, each with a schema of its own,
+    finding each other through KAIWA_<SVC>_ADDR; then the CRM bridge."""
+    suffix = uuid.uuid4().hex[:8]
     async with contextlib.AsyncExitStack() as exits:
-        conversation = await exits.enter_async_context(running(conversation_spec(schema=conv_schema), schema=conv_schema))
-        addresses = {"KAIWA_CONVERSATION_ADDR": f"127.0.0.1:{conversation.port}"}
-        visitor = None
+        patch = exits.enter_context(pytest.MonkeyPatch.context())
+        peers = {"conversation": conversation_spec(schema=f"crm_conv_{suffix}")}
         if with_visitor:
-            visitor = await exits.enter_async_context(running(VISITOR_SPEC, schema=visitor_schema))
-            addresses["KAIWA_VISITOR_ADDR"] = f"127.0.0.1:{visitor.port}"
-        crm = await exits.enter_async_context(crm_service({**FAST, **addresses, **(env or {})}))
-        conv_channel = await exits.enter_async_context(channel_to(conversation))
-        visitor_stub = VisitorServiceStub(await exits.enter_async_context(channel_to(visitor))) if visitor else None
-        yield Stack(crm, ConversationServiceStub(conv_channel), visitor_stub)
+            peers["visitor"] = VISITOR_SPEC
+        if with_routing:
+            peers["routing"] = ROUTING_SPEC
+        runners = {}
+        for name, spec in peers.items():
+            schema = f"crm_{name[:4]}_{suffix}"
+            runners[name] = await exits.enter_async_context(running(spec, schema=schema))
+            patch.setenv(f"KAIWA_{name.upper()}_ADDR", f"127.0.0.1:{runners[name].port}")
+        crm = await exits.enter_async_context(crm_service({**FAST, **(env or {})}))
+        stubs = {name: await exits.enter_async_context(channel_to(runner)) for name, runner in runners.items()}
+        yield Stack(
+            crm,
+            ConversationServiceStub(stubs["conversation"]),
+            VisitorServiceStub(stubs["visitor"]) if with_visitor else None,
+            RoutingServiceStub(stubs["routing"]) if with_routing else None,
+        )
 
 
 @contextlib.asynccontextmanager
