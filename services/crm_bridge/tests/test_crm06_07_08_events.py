@@ -6,6 +6,7 @@ any event changes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import pytest
@@ -17,7 +18,7 @@ from kaiwa.visitor.v1 import visitor_pb2 as vpb
 from kaiwa_common.config import Settings
 from kaiwa_common.events import subject
 from services.crm_bridge.tests.kit import AGENT_NAME, admin, agent, missed_chat, stack
-from tests.fixtures import auth, eventually
+from tests.fixtures import auth, eventually, events_of
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +128,11 @@ async def test_crm06_missed_chat_leaves_a_note_and_adds_per_policy(services, ten
 
 
 async def test_crm08_a_known_visitors_page_views_are_visits_on_the_record(services, tenant):
+    async with contextlib.AsyncExitStack() as stack_events:
+        await _visits(services, tenant, stack_events)
+
+
+async def _visits(services, tenant, stack_events):
     crm, visitor_id = services.crm, str(uuid.uuid4())
     settings = await crm.stub.GetCrmSettings(spb.GetCrmSettingsRequest(), metadata=admin(tenant))
     settings.field_mapping["search_keywords"] = "last_search"
@@ -135,6 +141,7 @@ async def test_crm08_a_known_visitors_page_views_are_visits_on_the_record(servic
     record = await eventually(lambda: _find(crm, tenant, "browser@example.com"), "the lead from the chat")
 
     service = auth(tenant, "service", "widget-gateway")
+    arrivals = await stack_events.enter_async_context(events_of(tenant, "crm_bridge", "crm_visitor_arrived"))
     pages = [
         (
             "https://shop.example.jp/",
@@ -167,6 +174,19 @@ async def test_crm08_a_known_visitors_page_views_are_visits_on_the_record(servic
     assert visit.time_spent_minutes >= 0
     updated = await crm.stub.FindRecord(pb.FindRecordRequest(email="browser@example.com"), metadata=admin(tenant))
     assert updated.fields["last_search"] == "料金 プラン"  # the mapped custom field
+    arrived = await eventually(lambda: len(arrivals) == 2 and arrivals, "a visitor notification per page (setting on)")
+    assert {(e.crm_visitor_arrived.record_id, e.crm_visitor_arrived.email) for e in arrived} == {
+        (record.id, "browser@example.com")
+    }
+
+    settings.write_visits = False  # visits are not written any more
+    await crm.stub.UpdateCrmSettings(settings, metadata=admin(tenant))
+    await services.visitor.TrackPageView(
+        vpb.TrackPageViewRequest(visitor_id=visitor_id, url="https://shop.example.jp/contact", ip="203.0.113.7"), metadata=service
+    )
+    await eventually(lambda: len(arrivals) == 3, "the third page view is taken")
+    visits = (await crm.stub.ListVisits(pb.ListVisitsRequest(record_id=record.id), metadata=agent(tenant))).visits
+    assert [len(v.pages) for v in visits] == [2]
 
 
 async def test_crm07_replaying_events_changes_nothing(services, tenant):
