@@ -80,7 +80,13 @@ def test_vis05_client_address_is_an_address_or_empty(peer, forwarded):
         assert address == "" or ipaddress.ip_address(address)
 
 
-@given(st.one_of(st.text(max_size=60), st.builds(lambda a, n: f"{a}/{n}", st.ip_addresses(), st.integers(0, 128)), st.ip_addresses().map(str)))
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.builds(lambda a, n: f"{a}/{n}", st.ip_addresses(), st.integers(0, 128)),
+        st.ip_addresses().map(str),
+    )
+)
 def test_vis05_block_ranges_are_networks_or_invalid_argument(value):
     try:
         network = ipaddress.ip_network(network_of(value))
