@@ -6,13 +6,16 @@ nothing. Everything through the CRM bridge's gRPC API, real PostgreSQL and NATS.
 
 from __future__ import annotations
 
+import uuid
+
 import grpc
 import pytest
 from kaiwa.crm_bridge.v1 import crm_bridge_pb2 as pb
+from kaiwa.visitor.v1 import visitor_pb2 as vpb
 
-from services.crm_bridge.tests.kit import admin, connect_zoho, crm_service, missed_chat, zoho_env
+from services.crm_bridge.tests.kit import AGENT_NAME, admin, connect_zoho, crm_service, missed_chat, stack, zoho_env
 from services.crm_bridge.tests.zoho_standin import ZohoStandIn
-from tests.fixtures import eventually, status_of
+from tests.fixtures import auth, eventually, status_of
 
 BOSS = "boss@zylker.example"
 
@@ -240,3 +243,41 @@ async def test_crm10_outage_loses_nothing_and_completes_when_zoho_is_back(standi
             len(zoho.find("Leads", Email="outage@example.com")) == 1 and len(zoho.find("Leads", Email="manual@example.com")) == 1
         )
     zoho.stop()
+
+
+async def test_crm07_08_zoho_ended_chat_and_visits_reach_zoho(standin, tenant):
+    """The events' writes on Zoho: the lead, the transcript uploaded as a multipart
+    attachment, the chat as an inbound call in the feed, the note; a page view as a visit."""
+    async with stack(with_visitor=True, env=zoho_env(standin)) as services:
+        await connect_zoho(services.crm.stub, tenant, standin)
+        visitor_id = str(uuid.uuid4())
+        chat = await services.ended_chat(tenant, "zoho-chat@example.com", name="Zoho Visitor", visitor_id=visitor_id)
+
+        async def everything():
+            leads = standin.find("Leads", Email="zoho-chat@example.com")
+            if not leads:
+                return None
+            lead_id = leads[0]["id"]
+            notes = [n for n in standin.notes.values() if n["Parent_Id"]["id"] == lead_id]
+            files = [a for a in standin.attachments.values() if a["Parent_Id"]["id"] == lead_id]
+            calls = [c for c in standin.find("Calls") if c.get("What_Id", {}).get("id") == lead_id]
+            return (leads[0], notes, files, calls) if notes and files and calls else None
+
+        lead, [note], [transcript], [call] = await eventually(everything, "the chat's writes in Zoho")
+        assert (lead["Lead_Source"], lead["Last_Name"]) == ("chat", "Zoho Visitor")
+        assert transcript["File_Name"] == f"chat-transcript-{chat.id}.pdf" and transcript["content"].startswith(b"%PDF")
+        assert (call["Call_Type"], call["$se_module"]) == ("Inbound", "Leads") and AGENT_NAME in call["Description"]
+        assert note["Note_Title"] == "チャット" and "見積もりをお願いします" in note["Note_Content"]
+
+        await services.visitor.TrackPageView(
+            vpb.TrackPageViewRequest(
+                visitor_id=visitor_id, url="https://shop.example.jp/pricing", title="料金", ip="203.0.113.9"
+            ),
+            metadata=auth(tenant, "service", "widget-gateway"),
+        )
+        [visit] = await eventually(lambda: standin.find("Visits", Visitor_Email="zoho-chat@example.com"), "the visit in Zoho")
+        assert (visit["IP_Address"], visit["Visited_Pages"], visit["Attended_By"]) == (
+            "203.0.113.9",
+            "https://shop.example.jp/pricing",
+            AGENT_NAME,
+        )
