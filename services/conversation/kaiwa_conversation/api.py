@@ -8,11 +8,14 @@ from __future__ import annotations
 from kaiwa.conversation.v1 import conversation_pb2 as pb
 from kaiwa.conversation.v1 import conversation_pb2_grpc as pb_grpc
 
+from kaiwa_common.auth import SERVICE
 from kaiwa_common.errors import InvalidArgument
 from kaiwa_common.protobuf import enum_name, enum_value, timestamp, to_datetime
 
 from . import canned, convert, history, lifecycle, notes, resend, send, settings, status, stream, system_events, timers
 from .assignment import AssignmentGate
+from .config import ConversationSettings
+from .domain.addresses import caller_address
 from .domain.system_messages import locale_of
 from .live import Typing
 from .start import StartRequest, start_chat
@@ -24,6 +27,7 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
     def __init__(self, deps: Deps, gate: AssignmentGate):
         self.deps = deps
         self.gate = gate
+        self.trusted_proxies = ConversationSettings().trusted_proxies
 
     async def _gated(self, use_case, *args):
         """Run a use case for the current caller through the ROUT-02 gate."""
@@ -36,6 +40,8 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
     # --- chats ---------------------------------------------------------------------
 
     async def StartChat(self, request: pb.StartChatRequest, context) -> pb.Chat:
+        actor = Actor.current()
+        forwarded = next((v for k, v in context.invocation_metadata() or () if k == "x-forwarded-for"), "")
         req = StartRequest(
             channel=convert.channel_name(request.channel),
             department_id=request.department_id,
@@ -45,8 +51,9 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
             visitor_id=request.visitor_id,
             bot_id=request.bot_id,
             request_id=request.request_id,
+            visitor_ip=caller_address(actor.role == SERVICE, context.peer(), forwarded, self.trusted_proxies),
         )
-        chat, people = await start_chat(self.deps, Actor.current(), req)
+        chat, people = await start_chat(self.deps, actor, req)
         return convert.chat_pb(chat, people)
 
     async def GetChat(self, request: pb.GetChatRequest, context) -> pb.Chat:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from kaiwa_common.config import env_str
 
+from .domain.addresses import Network, parse_networks
+
 TRANSCRIPT_FONT_ENV = "KAIWA_TRANSCRIPT_FONT"
 
 
@@ -14,3 +16,6 @@ TRANSCRIPT_FONT_ENV = "KAIWA_TRANSCRIPT_FONT"
 class ConversationSettings:
     # A Japanese TrueType font for transcript PDFs (CONV-09); empty: the bundled IPAexGothic.
     transcript_font: str = field(default_factory=lambda: env_str(TRANSCRIPT_FONT_ENV))
+    # VIS-05: proxies (gateways, load balancers) whose X-Forwarded-For names the visitor's
+    # address; a service token's X-Forwarded-For is believed as it is.
+    trusted_proxies: tuple[Network, ...] = field(default_factory=lambda: parse_networks(env_str("KAIWA_TRUSTED_PROXIES")))

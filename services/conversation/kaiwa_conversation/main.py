@@ -14,6 +14,7 @@ from kaiwa_common.errors import FailedPrecondition
 from . import timers, transcript
 from .api import ConversationApi
 from .assignment import SETTLE_SECONDS, AssignmentGate
+from .blocks import visitor_consumer
 from .consumers import routing_consumer
 from .live import LiveHub
 from .routing_client import RoutingClient
@@ -79,7 +80,10 @@ def make_spec(schema: str = "conversation", countdown_scale: float = 1.0, settle
         grpc_services=[SERVICE_NAME],
         policy=POLICY,
         add_servicers=add_servicers,
-        consumers=lambda ctx: [routing_consumer(parts(ctx)[0], f"{schema}-routing")],
+        consumers=lambda ctx: [
+            routing_consumer(parts(ctx)[0], f"{schema}-routing"),
+            visitor_consumer(parts(ctx)[0], f"{schema}-visitor"),
+        ],
         timers=lambda ctx: timers.handlers(parts(ctx)[0]),
         workers=lambda ctx: [parts(ctx)[0].hub.run],
     )

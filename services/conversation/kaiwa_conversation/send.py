@@ -192,6 +192,8 @@ def _refuse_state(chat: dict, sender_kind: str, draft: Draft, outgoing: bool) ->
     """Who may write in which state. A customer message to a completed chat is added to
     it and shown to the agent; it does not reopen the chat (nothing reopens by itself)."""
     state = chat["state"]
+    if sender_kind == "visitor" and chat["visitor_blocked"]:
+        raise PermissionDenied("this visitor has been blocked: their messages are no longer accepted in this chat")
     if draft.kind == "note":
         return
     if sender_kind == "visitor" and state == lc.ENDED:

@@ -6,7 +6,8 @@
     department_id set? ─yes─▶ routing.GetDepartment (1 s): malformed ▶ INVALID_ARGUMENT,
                    │          not this tenant's ▶ NOT_FOUND, routing down/slow ▶ UNAVAILABLE
                    ▼
-    one transaction: claim request_id, chat row, the question, chat_started (outbox)
+    one transaction: blocked (VIS-05)? ▶ PERMISSION_DENIED; claim request_id, chat row,
+                     the question, chat_started (outbox)
 
 An empty department_id is "no department": routing offers the chat to every agent of
 the tenant (a portal without departments). Nothing is stored before routing has
@@ -31,6 +32,11 @@ from .domain import lifecycle as lc
 from .domain.messages import Draft, check_field
 from .unit_of_work import Actor, ChatWriter, Deps
 
+BLOCKED = (
+    "this visitor has been blocked on this site (by address or messaging thread): a new chat cannot be started; "
+    "an agent can lift the block"
+)
+
 
 @dataclass(frozen=True)
 class StartRequest:
@@ -42,6 +48,7 @@ class StartRequest:
     visitor_id: str = ""
     bot_id: str = ""
     request_id: str = ""
+    visitor_ip: str = ""  # the caller's address (api.py; never one the visitor sets)
 
 
 async def start_chat(deps: Deps, actor: Actor, req: StartRequest) -> tuple[dict, list[dict]]:
@@ -60,6 +67,8 @@ async def start_chat(deps: Deps, actor: Actor, req: StartRequest) -> tuple[dict,
     if req.department_id:
         await deps.routing.check_department(actor.tenant, req.department_id)
     async with unit_of_work(deps.ctx.pool) as conn:
+        if await store.is_blocked(conn, actor.tenant, req.visitor_ip, req.channel, req.visitor_id):
+            raise PermissionDenied(BLOCKED)
         claim = await claim_request(conn, actor.tenant, scope, req.request_id, fingerprint)
         if claim.result_id:  # a concurrent retry committed first
             return await _existing(conn, actor.tenant, claim.result_id)
@@ -93,6 +102,7 @@ def _validated(actor: Actor, req: StartRequest) -> StartRequest:
         visitor_id=check_field(visitor_id, "visitor_id", 128, required=True),
         bot_id=check_field(req.bot_id, "bot_id", 64),
         request_id=req.request_id,
+        visitor_ip=req.visitor_ip,
     )
 
 
@@ -118,6 +128,7 @@ async def _create(deps: Deps, conn, tenant: str, req: StartRequest) -> dict:
             "visitor_email": req.visitor_email,
             "question": req.question,
             "bot_id": req.bot_id,
+            "visitor_ip": req.visitor_ip,
         },
     )
     w = ChatWriter(conn, deps.ctx.outbox, deps.hub.channel, chat)

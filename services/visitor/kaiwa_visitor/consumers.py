@@ -61,6 +61,7 @@ def crm_consumer(deps: Deps, durable: str) -> ConsumerSpec:
         except InvalidArgument:
             return
         record_type = "contact" if created.record_type == "contact" else "lead"
-        await store.forget_crm_of_email(conn, event.tenant, email, created.record_id, record_type)
+        for visitor_id in await store.forget_crm_of_email(conn, event.tenant, email, created.record_id, record_type):
+            await rescore(conn, event.tenant, visitor_id)
 
     return ConsumerSpec(durable, "crm_bridge", ["record_created"], handle)

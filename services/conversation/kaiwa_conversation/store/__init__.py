@@ -27,12 +27,18 @@ from .messages import (
     messages_page,
     set_status,
 )
+from .blocks import add_block, blocked_chats, chats_covered, is_blocked, remove_block
 from .notes import add_note, list_notes, note
 from .settings import DEFAULT_INACTIVITY, canned, delete_canned, inactivity_seconds, list_canned, put_canned, put_settings
 
 __all__ = [
     "DEFAULT_INACTIVITY",
+    "add_block",
     "add_note",
+    "blocked_chats",
+    "chats_covered",
+    "is_blocked",
+    "remove_block",
     "append_if_unchanged",
     "canned",
     "chats_page",

@@ -153,18 +153,21 @@ async def record_chat(
     return target
 
 
-async def forget_crm_of_email(conn: asyncpg.Connection, tenant: str, email: str, record_id: str, record_type: str) -> int:
-    """crm_bridge created a record for this e-mail: the link now, the rest on the next refresh."""
-    status = await conn.execute(
+async def forget_crm_of_email(
+    conn: asyncpg.Connection, tenant: str, email: str, record_id: str, record_type: str
+) -> list[uuid.UUID]:
+    """crm_bridge created a record for this e-mail: the link now, the rest on the next
+    refresh. The visitors changed."""
+    rows = await conn.fetch(
         "UPDATE visitors SET crm_record_id = $3, crm_record_type = $4, "
         "visitor_type = CASE WHEN visitor_type = 'unknown' THEN $4 ELSE visitor_type END, crm_checked_at = NULL "
-        "WHERE tenant = $1 AND email = $2 AND merged_into IS NULL",
+        "WHERE tenant = $1 AND email = $2 AND merged_into IS NULL RETURNING id",
         tenant,
         email,
         record_id,
         record_type,
     )
-    return int(status.split()[-1])
+    return [r["id"] for r in rows]
 
 
 async def priorities_to_compute(conn: asyncpg.Connection, tenant: str, version: str) -> list[asyncpg.Record]:
