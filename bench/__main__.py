@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kaiwa_common.devservers import start_missing_servers, stop_servers
 
-BENCHMARKS = ["bench.bench_conversation", "bench.bench_routing", "bench.bench_ai_assist"]
+BENCHMARKS = ["bench.bench_conversation", "bench.bench_routing", "bench.bench_ai_assist", "bench.bench_visitor"]
 
 
 def main() -> None:
