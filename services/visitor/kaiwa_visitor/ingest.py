@@ -13,10 +13,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from kaiwa.events.v1.envelope_pb2 import Event
 from kaiwa.events.v1.visitor_pb2 import PageViewed
 
 from kaiwa_common.errors import DomainError
 from kaiwa_common.outbox import Outbox
+from kaiwa_common.protobuf import timestamp
 
 from .domain.model import PageView
 from .domain.scoring import lead_score
@@ -74,14 +76,15 @@ def plan_batch(
 ) -> Plan:
     plan = Plan()
     now = next(iter(states.values()))["now"] if states else None
+    envelopes = Envelopes(outbox, tenant)
     people: dict[uuid.UUID, _Visitor] = {}
     new_visits: dict[uuid.UUID, list] = {}
     old_visits: dict[uuid.UUID, list] = {}
     timed = sorted(((when or now, index, view) for index, view, when in views), key=lambda t: (t[0], t[1]))
     for when, index, view in timed:
-        row = states[uuid.UUID(view.visitor_id)]
+        row = states[view.visitor_id]
         if row["merged_into"] is not None:
-            row = states[row["merged_into"]]
+            row = states[str(row["merged_into"])]
         who = people.get(row["id"])
         if who is None:
             who = people[row["id"]] = _Visitor(dict(row), row["last_seen_at"], row["current_visit_id"])
@@ -135,7 +138,7 @@ def plan_batch(
             view.ip, landing, when,
         )  # fmt: skip
         plan.views[index] = page
-        _event(plan, outbox, tenant, page)
+        plan.write.outbox.append(envelopes.page_viewed(page))
         for trigger in triggers:
             if trigger.applies(view.url, landing, row["crm_facts"]):
                 due = when + timedelta(seconds=trigger.delay_seconds)
@@ -148,24 +151,37 @@ def plan_batch(
     return plan
 
 
-def _event(plan: Plan, outbox: Outbox, tenant: str, page: PageView) -> None:
-    engine, keywords = search_terms(page.referrer) if page.referrer else ("", "")
-    payload = PageViewed(
-        visitor_id=page.visitor_id,
-        page_view_id=page.id,
-        url=page.url,
-        title=page.title,
-        referrer=page.referrer,
-        visit_id=page.visit_id,
-        landing=page.landing,
-        ip=page.ip,
-        user_agent=page.user_agent,
-        search_engine=engine,
-        search_keywords=keywords,
-    )
-    payload.viewed_at.FromDatetime(page.viewed_at)
-    row = outbox.prepare(tenant, payload)
-    plan.write.outbox.append((row.event.id, row.subject, row.envelope))
+class Envelopes:
+    """page_viewed envelopes of one batch. The envelope's common part (type, tenant,
+    source, time, trace context) is made once by the outbox (Outbox.prepare) and
+    serialized once; each event appends its id and payload: protobuf parses
+    concatenated encodings as one message, so the bytes are those of the whole Event."""
+
+    def __init__(self, outbox: Outbox, tenant: str):
+        base = outbox.prepare(tenant, PageViewed())
+        base.event.ClearField("id")
+        base.event.ClearField("payload")
+        self.subject = base.subject
+        self.base = base.event.SerializeToString()
+
+    def page_viewed(self, page: PageView) -> tuple:
+        engine, keywords = search_terms(page.referrer) if page.referrer else ("", "")
+        payload = PageViewed(
+            visitor_id=page.visitor_id,
+            page_view_id=page.id,
+            url=page.url,
+            title=page.title,
+            referrer=page.referrer,
+            visit_id=page.visit_id,
+            landing=page.landing,
+            ip=page.ip,
+            user_agent=page.user_agent,
+            search_engine=engine,
+            search_keywords=keywords,
+            viewed_at=timestamp(page.viewed_at),
+        )
+        event_id = str(uuid.uuid4())
+        return event_id, self.subject, self.base + Event(id=event_id, page_viewed=payload).SerializeToString()
 
 
 def _visitor_update(who: _Visitor) -> tuple:

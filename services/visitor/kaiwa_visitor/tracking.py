@@ -81,14 +81,16 @@ async def ingest(deps: Deps, tenant: str, events: list[tuple[int, str, object, d
     ids = sorted({uuid.UUID(visitor_id) for _, visitor_id, _, _ in events})
     views = [(i, e, when) for i, _, e, when in events if isinstance(e, PageViewInput)]
     leaves = [(i, e, when) for i, _, e, when in events if isinstance(e, LeaveInput)]
+    create = ids if not leaves else sorted({uuid.UUID(e.visitor_id) for _, e, _ in views})
     async with unit_of_work(deps.ctx.pool) as conn:
-        states = await store.lock_visitors(conn, tenant, ids, sorted({uuid.UUID(e.visitor_id) for _, e, _ in views}))
-        missing = [(i, e) for i, e, _ in leaves if uuid.UUID(e.visitor_id) not in states]
-        for i, _ in missing:
-            errors[i] = NotFound("no such visitor in this tenant")
-        leaves = [(i, e, when) for i, e, when in leaves if uuid.UUID(e.visitor_id) in states]
-        now = await conn.fetchval("SELECT clock_timestamp()") if not states else next(iter(states.values()))["now"]
-        timeout = timedelta(seconds=await store.visit_timeout(conn, tenant, int(deps.settings.visit_timeout.total_seconds())))
+        states = await store.lock_visitors(conn, tenant, ids, create)
+        for i, e, _ in leaves:
+            if e.visitor_id not in states:
+                errors[i] = NotFound("no such visitor in this tenant")
+        leaves = [(i, e, when) for i, e, when in leaves if e.visitor_id in states]
+        first = next(iter(states.values()), None)
+        now = first["now"] if first else await conn.fetchval("SELECT clock_timestamp()")
+        timeout = timedelta(seconds=first["timeout"]) if first and first["timeout"] else deps.settings.visit_timeout
         triggers = await deps.triggers.enabled(conn, tenant)
         plan = plan_batch(tenant, views, states, timeout, deps.enricher, deps.ctx.outbox, triggers)
         await store.write_batch(conn, tenant, plan.write)
@@ -110,7 +112,7 @@ async def ingest(deps: Deps, tenant: str, events: list[tuple[int, str, object, d
 
 
 def _survivor(states: dict, visitor_id: str) -> uuid.UUID:
-    row = states[uuid.UUID(visitor_id)]
+    row = states[visitor_id]
     return row["merged_into"] or row["id"]
 
 

@@ -40,7 +40,7 @@ from .profiles import (
     set_score,
 )
 from .settings import get_settings, save_settings
-from .tracking import leave_pages, lock_visitors, visit_timeout, write_batch
+from .tracking import leave_pages, lock_visitors, write_batch
 from .triggers import delete_trigger, firing, get_trigger, list_triggers, record_firing, save_trigger, still_on_page
 from .visits import get_visit, get_visitor, page_view, resolve, visit_of
 
@@ -76,7 +76,6 @@ __all__ = [
     "save_settings",
     "leave_pages",
     "lock_visitors",
-    "visit_timeout",
     "write_batch",
     "delete_trigger",
     "firing",

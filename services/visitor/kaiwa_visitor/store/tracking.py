@@ -10,32 +10,36 @@ from datetime import datetime
 
 import asyncpg
 
-STATE = (
-    "SELECT id, merged_into, last_seen_at, current_visit_id, visit_count, page_view_count, time_spent_seconds, "
-    "chat_count, email, visitor_type, crm_record_type, crm_owner, crm_facts, clock_timestamp() AS now "
-    "FROM visitors WHERE tenant = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE"
+COLUMNS = (
+    "id, merged_into, last_seen_at, current_visit_id, visit_count, page_view_count, time_spent_seconds, chat_count, "
+    "email, visitor_type, crm_record_type, crm_owner, crm_facts, clock_timestamp() AS now, "
+    "(SELECT visit_timeout_seconds FROM tracking_settings WHERE tenant = $1) AS timeout"
+)
+STATE = f"SELECT {COLUMNS} FROM visitors WHERE tenant = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE"
+# Created on first sight, locked and read in one statement (DO UPDATE locks an existing row).
+UPSERT = (
+    "INSERT INTO visitors AS v (tenant, id) SELECT $1, x FROM unnest($2::uuid[]) x ORDER BY x "
+    f"ON CONFLICT (tenant, id) DO UPDATE SET tenant = EXCLUDED.tenant RETURNING {COLUMNS}"
 )
 
 
 async def lock_visitors(
     conn: asyncpg.Connection, tenant: str, ids: list[uuid.UUID], create: list[uuid.UUID]
-) -> dict[uuid.UUID, asyncpg.Record]:
+) -> dict[str, asyncpg.Record]:
     """The visitors of a batch (those in `create` made on first sight), and those they were
     merged into, locked in id order; each with the database clock as `now` (one clock
-    for all replicas)."""
-    await conn.execute(
-        "INSERT INTO visitors (tenant, id) SELECT $1, x FROM unnest($2::uuid[]) x ON CONFLICT DO NOTHING", tenant, create
-    )
-    rows = {r["id"]: r for r in await conn.fetch(STATE, tenant, ids)}
-    survivors = [r["merged_into"] for r in rows.values() if r["merged_into"] and r["merged_into"] not in rows]
+    for all replicas) and the tenant's idle timeout (None: the default); by id as text."""
+    if len(create) == len(ids):
+        rows = {str(r["id"]): r for r in await conn.fetch(UPSERT, tenant, ids)}
+    else:
+        await conn.execute(
+            "INSERT INTO visitors (tenant, id) SELECT $1, x FROM unnest($2::uuid[]) x ON CONFLICT DO NOTHING", tenant, create
+        )
+        rows = {str(r["id"]): r for r in await conn.fetch(STATE, tenant, ids)}
+    survivors = [r["merged_into"] for r in rows.values() if r["merged_into"] and str(r["merged_into"]) not in rows]
     if survivors:
-        rows.update({r["id"]: r for r in await conn.fetch(STATE, tenant, survivors)})
+        rows.update({str(r["id"]): r for r in await conn.fetch(STATE, tenant, survivors)})
     return rows
-
-
-async def visit_timeout(conn: asyncpg.Connection, tenant: str, default: int) -> int:
-    seconds = await conn.fetchval("SELECT visit_timeout_seconds FROM tracking_settings WHERE tenant = $1", tenant)
-    return seconds or default
 
 
 @dataclass
