@@ -28,7 +28,9 @@ async def visitor_facts(ctx, tenant: str, email: str, timeout: float) -> dict | 
             crm_pb.FindRecordRequest(email=email), metadata=ctx.service_metadata(tenant), timeout=timeout
         )
     except grpc.aio.AioRpcError as exc:
-        if exc.code() != grpc.StatusCode.NOT_FOUND:
+        # NOT_FOUND: no record; FAILED_PRECONDITION: the tenant has its CRM disabled. Neither
+        # is an outage worth a warning per chat.
+        if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
             log.warning(
                 "crm_bridge unavailable: routing by department strategy",
                 extra={"fields": {"tenant": tenant, "code": exc.code().name, "error": exc.details()}},
