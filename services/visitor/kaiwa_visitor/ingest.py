@@ -80,6 +80,7 @@ def plan_batch(
     people: dict[uuid.UUID, _Visitor] = {}
     new_visits: dict[uuid.UUID, list] = {}
     old_visits: dict[uuid.UUID, list] = {}
+    row_of: dict[uuid.UUID, uuid.UUID] = {}  # visit -> its visitor
     timed = sorted(((when or now, index, view) for index, view, when in views), key=lambda t: (t[0], t[1]))
     for when, index, view in timed:
         row = states[view.visitor_id]
@@ -111,6 +112,7 @@ def plan_batch(
             if when >= visit[3]:
                 visit[3], visit[7], visit[8], visit[9] = when, view.url, view.title, page_id
         else:
+            row_of[who.visit_id] = row["id"]
             old = old_visits.setdefault(who.visit_id, [who.visit_id, when, 0, view.url, view.title, page_id])
             old[2] += 1
             if when >= old[1]:
@@ -143,9 +145,9 @@ def plan_batch(
             if trigger.applies(view.url, landing, row["crm_facts"]):
                 due = when + timedelta(seconds=trigger.delay_seconds)
                 plan.timers.append(Scheduled(trigger, str(row["id"]), str(who.visit_id), str(page_id), view.url, due))
-    plan.write.new_visits = [tuple(v) for v in new_visits.values()]
-    plan.write.visit_updates = [tuple(v) for v in old_visits.values()]
-    plan.write.visitor_updates = [_visitor_update(who) for who in people.values()]
+    plan.write.visits = [tuple(v) for v in new_visits.values()]
+    plan.write.visits += [(v[0], row_of[v[0]], v[1], v[1], v[2], "", "", v[3], v[4], v[5], None, {}) for v in old_visits.values()]
+    plan.write.visitors = [_visitor_update(who) for who in people.values()]
     if plan.write.outbox:
         plan.write.notify.append((outbox.channel, ""))
     return plan
@@ -163,6 +165,13 @@ class Envelopes:
         base.event.ClearField("payload")
         self.subject = base.subject
         self.base = base.event.SerializeToString()
+        self._stamps: dict = {}  # the events of a batch share a few distinct times
+
+    def _stamp(self, when):
+        stamp = self._stamps.get(when)
+        if stamp is None:
+            stamp = self._stamps[when] = timestamp(when)
+        return stamp
 
     def page_viewed(self, page: PageView) -> tuple:
         engine, keywords = search_terms(page.referrer) if page.referrer else ("", "")
@@ -178,7 +187,7 @@ class Envelopes:
             user_agent=page.user_agent,
             search_engine=engine,
             search_keywords=keywords,
-            viewed_at=timestamp(page.viewed_at),
+            viewed_at=self._stamp(page.viewed_at),
         )
         event_id = str(uuid.uuid4())
         return event_id, self.subject, self.base + Event(id=event_id, page_viewed=payload).SerializeToString()

@@ -55,7 +55,9 @@ class LeaveInput:
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
 
 
+@lru_cache(maxsize=50_000)
 def _check_url(value: str, what: str, schemes: tuple[str, ...]) -> str:
+    """The URL trimmed, or InvalidArgument (cached: pages and referrers repeat)."""
     value = value.strip()
     if len(value) > MAX_URL:
         raise InvalidArgument(f"{what} is longer than {MAX_URL} characters")

@@ -38,10 +38,12 @@ async def list_visits(
 
 
 async def online(conn: asyncpg.Connection, tenant: str, window: float, record_types: tuple[str, ...], limit: int):
-    """Visits with a page view in the last `window` seconds and not left, newest first."""
+    """Visits with a page view in the last `window` seconds and not left, newest first
+    (among the visits started in the last day: visits_started is the access path)."""
     return await conn.fetch(
         f"SELECT v.*, {SUMMARY} FROM visits v JOIN visitors s ON s.tenant = v.tenant AND s.id = v.visitor_id "
-        "WHERE v.tenant = $1 AND v.last_seen_at > now() - make_interval(secs => $2) AND v.left_at IS NULL "
+        "WHERE v.tenant = $1 AND v.started_at > now() - interval '1 day' "
+        "AND v.last_seen_at > now() - make_interval(secs => $2) AND v.left_at IS NULL "
         "AND s.current_visit_id = v.id AND (cardinality($3::text[]) = 0 OR s.crm_record_type = ANY($3::text[])) "
         "ORDER BY v.last_seen_at DESC, v.id DESC LIMIT $4",
         tenant,
