@@ -8,16 +8,18 @@ from __future__ import annotations
 from kaiwa.conversation.v1 import conversation_pb2 as pb
 from kaiwa.conversation.v1 import conversation_pb2_grpc as pb_grpc
 
-from kaiwa_common.auth import SERVICE
+from kaiwa_common.auth import ADMIN, AGENT, SERVICE
 from kaiwa_common.errors import InvalidArgument
 from kaiwa_common.protobuf import enum_name, enum_value, timestamp, to_datetime
 
-from . import canned, convert, history, lifecycle, notes, resend, send, settings, status, stream, system_events, timers
+from . import canned, commands, convert, history, lifecycle, notes, resend, send, settings, status, stream, system_events, timers
 from .assignment import AssignmentGate
 from .config import ConversationSettings
 from .domain.addresses import caller_address
+from .domain.commands import is_escaped, unescape
 from .domain.system_messages import locale_of
 from .live import Typing
+from .peers import Peers
 from .start import StartRequest, start_chat
 from .typing_indicator import notify_typing
 from .unit_of_work import Actor, Deps, chat_participants, read_chat
@@ -28,6 +30,7 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
         self.deps = deps
         self.gate = gate
         self.trusted_proxies = ConversationSettings().trusted_proxies
+        self.peers = Peers(deps.ctx)
 
     async def _gated(self, use_case, *args):
         """Run a use case for the current caller through the ROUT-02 gate."""
@@ -81,9 +84,19 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
     async def SendMessage(self, request: pb.SendMessageRequest, context) -> pb.Message:
         if request.reply_to_seq < 0:
             raise InvalidArgument("reply_to_seq must not be negative")
+        text = request.text
+        staff_text = Actor.current().role in (AGENT, ADMIN) and request.kind in (
+            pb.MESSAGE_KIND_UNSPECIFIED,
+            pb.MESSAGE_KIND_TEXT,
+        )
+        if staff_text and text.lstrip().startswith("#"):
+            if not is_escaped(text):  # CMD-01: a command, never a message to the visitor
+                reply = await self._command(request.chat_id, text, request.locale, context)
+                return convert.command_reply_message(reply)
+            text = unescape(text)
         cmd = send.SendCommand(
             chat_id=request.chat_id,
-            text=request.text,
+            text=text,
             kind=enum_name(pb.MessageKind, request.kind, "kind", default=""),
             spans=convert.spans_in(request.spans),
             file=convert.file_in(request.file) if request.HasField("file") else None,
@@ -97,6 +110,13 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
             channel_sent_at=to_datetime(request.channel_sent_at, request.HasField("channel_sent_at")),
         )
         return convert.messages_pb(await self._gated(send.send_message, cmd), locale_of(request.locale))
+
+    async def RunCommand(self, request: pb.RunCommandRequest, context) -> pb.CommandReply:
+        return convert.command_reply_pb(await self._command(request.chat_id, request.text, request.locale, context))
+
+    async def _command(self, chat_id: str, text: str, locale: str, context) -> commands.Reply:
+        own = tuple((k, v) for k, v in context.invocation_metadata() or () if k == "authorization")
+        return await self._gated(commands.run_command, self.peers, chat_id, text, locale_of(locale), own)
 
     async def UpdateMessageStatus(self, request: pb.UpdateMessageStatusRequest, context) -> pb.Message:
         new = enum_name(pb.MessageStatus, request.status, "status")

@@ -208,3 +208,30 @@ def channels_pb() -> list[pb.ChannelCapabilities]:
         )
         for c in CHANNELS.values()
     ]
+
+
+def command_reply_pb(reply) -> pb.CommandReply:
+    """CMD-01: a command's private reply (commands.Reply)."""
+    return pb.CommandReply(
+        outcome=enum_value(pb.CommandOutcome, reply.outcome),
+        command=reply.command,
+        lines=reply.lines,
+        text="\n".join(reply.lines),
+        chat_id=reply.chat_id,
+    )
+
+
+def command_reply_message(reply) -> pb.Message:
+    """CMD-01: the reply to an agent's "#..." SendMessage: a message for the caller only,
+    never stored (seq 0), kind SYSTEM of type command_reply."""
+    text = "\n".join(reply.lines)
+    out = pb.Message(
+        chat_id=reply.chat_id,
+        seq=0,
+        sender_kind=pb.SENDER_KIND_SYSTEM,
+        kind=pb.MESSAGE_KIND_SYSTEM,
+        text=text,
+        system=pb.SystemEvent(type="command_reply", params={"outcome": reply.outcome, "command": reply.command}, rendered=text),
+    )
+    _set_time(out, "sent_at", datetime.now().astimezone())
+    return out

@@ -30,6 +30,7 @@ POLICY: dict[str, set[str]] = {
     "StartChat": {VISITOR, SERVICE},
     "GetChat": ANYONE,
     "SendMessage": ANYONE,
+    "RunCommand": STAFF_USERS,
     "StreamChat": ANYONE,
     "EndChat": ANYONE,
     "GetTranscript": ANYONE,

@@ -61,6 +61,12 @@ _TYPES = (
         "対応できる担当者がいなかったため、チャットは不在チャットになりました",
         "No agent took the chat: it was missed",
     ),
+    SystemType(
+        "page_pushed",
+        ("agent_name", "url"),
+        "{agent_name}がページを共有しました。新しいウィンドウで開きますか？ {url}",
+        "{agent_name} shared a page. Open it in a new window? {url}",
+    ),
     SystemType("returned_to_queue", (), "チャットは待機列に戻りました", "The chat is waiting for an agent again"),
     SystemType(
         "transfer_requested",
