@@ -49,6 +49,7 @@ class Deps:
     fanout: Fanout
     peers: Peers
     triggers: TriggerCache = field(default_factory=lambda: TriggerCache(5.0))
+    group: object = None  # tracking's GroupCommit, made on first use
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from kaiwa_common.errors import DomainError, InvalidArgument, NotFound, Permissi
 from . import store
 from .context import Actor, Deps
 from .domain.model import PageView
+from .group_commit import GroupCommit
 from .domain.tracking import LeaveInput, PageViewInput, check_event_time, check_may_track, validate_page_view
 from .ingest import plan_batch
 
@@ -128,13 +129,12 @@ def _page(leave: LeaveInput) -> uuid.UUID | None:
 
 
 async def track_one(deps: Deps, actor: Actor, event: EventIn, client_ip: str) -> PageView:
-    """TrackPageView and TrackLeave: one event; its refusal is the call's."""
+    """TrackPageView and TrackLeave: one event (written with other calls' in one batch:
+    group_commit.py); its refusal is the call's."""
     visitor_id, item, when = _validated(actor, event, client_ip, datetime.now(timezone.utc))
-    errors: dict = {}
-    done = await ingest(deps, actor.tenant, [(0, visitor_id, item, when)], errors)
-    if 0 in errors:
-        raise errors[0]
-    result = done[0]
+    if deps.group is None:
+        deps.group = GroupCommit(lambda tenant, events, errors: ingest(deps, tenant, events, errors))
+    result = await deps.group.submit(actor.tenant, (visitor_id, item, when))
     if isinstance(result, PageView):
         return result
     async with deps.ctx.pool.acquire() as conn:
