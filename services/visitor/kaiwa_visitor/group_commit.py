@@ -5,7 +5,8 @@ into the next batch: one transaction and one write statement for all of them ins
 one each (tracking.ingest). A call never waits for a timer: with fewer than
 `max_writers` batches in flight, a writer starts at once, so a lone call is written
 alone and immediately. One writer batches best on this 2-core machine (64 calls in
-flight: 1,480 calls/s, p99 95 ms; two writers: 1,150/s; four: 870/s; none: 720/s). Each caller gets its own answer (its page view, or the error of
+flight: 1,480 calls/s, p99 95 ms; two writers: 1,150/s; four: 870/s; none: 720/s).
+Each caller gets its own answer (its page view, or the error of
 its event); a batch that fails as a whole (the database away) fails each of its calls
 with that error, and nothing of it was committed. The writer runs in the context (and
 trace) of the call that started it.
