@@ -12,9 +12,10 @@ from kaiwa.routing.v1.routing_pb2_grpc import RoutingServiceServicer
 from kaiwa_common.auth import current_identity
 from kaiwa_common.protobuf import enum_name
 
-from . import agents, members, offers, queue, rules, team, transfers
+from . import agents, logins, members, offers, queue, rules, team, transfers
 from .context import Routing
 from .convert import (
+    agent_login_pb,
     agent_pb,
     assignment_pb,
     department_pb,
@@ -33,6 +34,25 @@ from .convert import (
 class RoutingApi(RoutingServiceServicer):
     def __init__(self, routing: Routing):
         self.r = routing
+
+    # --- XMPP logins (CMD-02): logins.py ---
+
+    async def CheckUserName(self, request, context):
+        name, available, message, reason = await logins.check_user_name(self.r, current_identity(), request.user_name)
+        return pb.UserNameCheck(user_name=name, available=available, message=message, reason=reason)
+
+    async def SetUserName(self, request, context):
+        return agent_login_pb(await logins.set_user_name(self.r, current_identity(), request.user_name, request.agent_id))
+
+    async def SetAgentPassword(self, request, context):
+        return agent_login_pb(await logins.set_password(self.r, current_identity(), request.password, request.agent_id))
+
+    async def GetAgentLogin(self, request, context):
+        return agent_login_pb(await logins.get_login(self.r, current_identity(), request.agent_id))
+
+    async def VerifyAgentLogin(self, request, context):
+        row = await logins.verify_login(self.r, current_identity().tenant, request.user_name, request.password)
+        return agent_login_pb(row)
 
     # --- departments and agents: agents.py ---
 

@@ -155,3 +155,13 @@ def missed_chat_pb(row) -> pb.MissedChat:
         visitor_id=row["visitor_id"],
         visitor_email=row["visitor_email"],
     )
+
+
+def agent_login_pb(row) -> pb.AgentLogin:
+    return pb.AgentLogin(
+        agent_id=str(row["agent_id"]),
+        user_name=row["user_name"],
+        has_password=bool(row["password_hash"]),
+        email=row["email"],
+        name=row["name"],
+    )

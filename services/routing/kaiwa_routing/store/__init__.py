@@ -10,6 +10,7 @@
     members       agents invited into a chat
     rules         assignment and priority rules
     team          team messages
+    logins        agents' XMPP logins (CMD-02)
     background    the only statements across tenants: finding background work
 
 Tenancy: every function takes the tenant and every statement filters by it (joins too:
@@ -23,7 +24,7 @@ FOR UPDATE (it waits for passes offering to that agent, see `offers.offer_chat`)
 changes take FOR NO KEY UPDATE, which passes' FOR KEY SHARE never waits for.
 """
 
-from . import agents, assignments, background, chats, departments, members, offers, queue, rules, team, transfers
+from . import agents, assignments, background, chats, departments, logins, members, offers, queue, rules, team, transfers
 
 __all__ = [
     "agents",
@@ -31,6 +32,7 @@ __all__ = [
     "background",
     "chats",
     "departments",
+    "logins",
     "members",
     "offers",
     "queue",
