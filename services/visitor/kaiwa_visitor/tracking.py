@@ -61,8 +61,6 @@ def _validated(actor: Actor, e: EventIn, client_ip: str, now: datetime):
     """(visitor id, PageViewInput or LeaveInput, when) or a DomainError."""
     visitor_id = _visitor_id(e.visitor_id or (actor.sub if actor.role == VISITOR else ""))
     check_may_track(actor.role, actor.sub, visitor_id)
-    if actor.role == VISITOR and e.ip:
-        raise PermissionDenied("a visitor's address is taken from its connection: leave ip empty")
     if actor.role != SERVICE and e.occurred_at is not None:
         raise PermissionDenied("only a service dates events (occurred_at); a visitor's are dated when received")
     when = check_event_time(e.occurred_at, now)
