@@ -48,7 +48,7 @@ class RoutingApi(RoutingServiceServicer):
         return agent_login_pb(await logins.set_password(self.r, current_identity(), request.password, request.agent_id))
 
     async def GetAgentLogin(self, request, context):
-        return agent_login_pb(await logins.get_login(self.r, current_identity(), request.agent_id))
+        return agent_login_pb(await logins.get_login(self.r, current_identity(), request.agent_id, request.user_name))
 
     async def VerifyAgentLogin(self, request, context):
         row = await logins.verify_login(self.r, current_identity().tenant, request.user_name, request.password)

@@ -8,7 +8,7 @@ import asyncio
 
 import asyncpg
 
-from kaiwa_common.auth import AGENT, Identity
+from kaiwa_common.auth import AGENT, SERVICE, Identity
 from kaiwa_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_uuid
 
 from . import store
@@ -81,7 +81,15 @@ async def set_password(r: Routing, identity: Identity, password: str, agent_id: 
     return await transaction(r, work)
 
 
-async def get_login(r: Routing, identity: Identity, agent_id: str) -> asyncpg.Record:
+async def get_login(r: Routing, identity: Identity, agent_id: str, user_name: str = "") -> asyncpg.Record:
+    if user_name:
+        if identity.role != SERVICE:
+            raise PermissionDenied("only a service looks agents up by user name")
+        async with r.pool.acquire() as conn:
+            row = await store.logins.by_user_name(conn, identity.tenant, canonical_user_name(user_name))
+        if row is None:
+            raise NotFound(f"no agent has the user name {user_name!r}")
+        return row
     agent_id = _target(identity, agent_id or (identity.sub if identity.role == AGENT else ""))
     async with r.pool.acquire() as conn:
         return await _agent(conn, identity.tenant, agent_id)

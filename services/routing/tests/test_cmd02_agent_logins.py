@@ -84,6 +84,10 @@ async def test_cmd02_password_and_login_check(kit):
     assert await status_of(as_agent) == grpc.StatusCode.PERMISSION_DENIED, "only the bridge (a service) checks logins"
     seen = await kit.stub.GetAgentLogin(pb.GetAgentLoginRequest(), metadata=kit.as_agent(aiko.id))
     assert (seen.user_name, seen.has_password) == ("aiko.sato", True)
+    by_name = await kit.stub.GetAgentLogin(pb.GetAgentLoginRequest(user_name="AIKO.sato"), metadata=bridge)
+    assert by_name.agent_id == aiko.id
+    code = await status_of(kit.stub.GetAgentLogin(pb.GetAgentLoginRequest(user_name="aiko.sato"), metadata=kit.as_agent(aiko.id)))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_cmd02_passwords_are_stored_as_scrypt_hashes(kit, db: asyncpg.Connection):
