@@ -189,8 +189,8 @@ class Envelopes:
             search_keywords=keywords,
             viewed_at=self._stamp(page.viewed_at),
         )
-        event_id = str(uuid.uuid4())
-        return event_id, self.subject, self.base + Event(id=event_id, page_viewed=payload).SerializeToString()
+        # One event per page view: the page view's id is the event's id (and its Nats-Msg-Id).
+        return page.id, self.subject, self.base + Event(id=page.id, page_viewed=payload).SerializeToString()
 
 
 def _visitor_update(who: _Visitor) -> tuple:
