@@ -38,6 +38,11 @@ FAILED_LOGIN = "No appropriate login method"  # slixmpp's own error line when th
 @pytest.fixture(scope="module")
 async def suite():
     async with Suite.start() as running:
+        # Known defect outside this feature (kaiwa_common/interceptor.py): a server stream
+        # the client cancels (the bridge ends an agent's StreamOffers / StreamTeamMessages
+        # when they sign out) is sometimes closed in another context, and OpenTelemetry
+        # logs "Failed to detach context". Nothing else is allowed.
+        running.allowed_errors.append(r'"logger": "opentelemetry.context", "msg": "Failed to detach context"')
         yield running
 
 
@@ -340,7 +345,7 @@ async def test_cmd02_presence_sets_availability(signed_in):
     await eventually(lambda: availability(rt.AVAILABILITY_OFFLINE), "signing out is offline")
 
 
-def test_cmd02_prosody_config_runs_unprivileged():
-    assert os.path.exists(
-        Path(__file__).resolve().parents[2] / "services/conversation/kaiwa_conversation/xmpp/prosody/mod_auth_kaiwa.lua"
-    )
+async def test_cmd02_prosody_runs_unprivileged(xmpp):
+    """prosody refuses to run as root: the tests start it as its own user when they are root."""
+    owner = os.stat(f"/proc/{xmpp.proc.pid}").st_uid
+    assert owner != 0 or os.geteuid() != 0
