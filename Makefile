@@ -7,9 +7,14 @@ STAMP_ENV := $(VENV)/.stamp-env
 STAMP_GEN := gen/.stamp-gen
 STAMP_DEV := $(VENV)/.stamp-dev
 
-.PHONY: setup proto run lint test bench clean token
+.PHONY: setup prosody proto run lint test bench clean token
 
-setup: $(STAMP_GEN) $(STAMP_DEV)
+setup: $(STAMP_GEN) $(STAMP_DEV) prosody
+
+# The XMPP server the XMPP bridge's end-to-end tests start (CMD-02): Debian's prosody,
+# installed when missing (non-interactive; nothing is done when it is there).
+prosody:
+	@command -v prosody >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prosody)
 
 # The environment: a venv created from the locked dependency list.
 $(STAMP_ENV): requirements.lock

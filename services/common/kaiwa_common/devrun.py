@@ -88,6 +88,19 @@ def start_services() -> dict[str, subprocess.Popen]:
     return procs
 
 
+# CMD-02: the XMPP bridge, a gateway process (not a sixth service), started only when an
+# XMPP server is configured for it (README "Agent commands and XMPP").
+XMPP_BRIDGE = "kaiwa_conversation.xmpp"
+XMPP_SETTINGS = ("KAIWA_XMPP_DOMAIN", "KAIWA_XMPP_COMPONENT", "KAIWA_XMPP_SECRET")
+
+
+def start_xmpp_bridge() -> subprocess.Popen | None:
+    if not all(os.environ.get(name) for name in XMPP_SETTINGS):
+        return None
+    log = open(DATA / "xmpp.log", "ab")
+    return subprocess.Popen([sys.executable, "-m", XMPP_BRIDGE], stdout=log, stderr=log)
+
+
 def wait_serving(settings: Settings, procs: dict[str, subprocess.Popen], timeout: float = 120) -> dict[str, float]:
     began = time.monotonic()
     ready: dict[str, float] = {}
@@ -154,6 +167,10 @@ def main() -> None:
             print(f"  {name:<12} {settings.address(name)}   SERVING after {ready[name]:.1f}s   (log {DATA / name}.log)")
         print(f"All five services SERVING {total:.1f}s after start. Ctrl-C stops everything.")
         print("  an admin token:  .venv/bin/kaiwa token --tenant demo --role admin --sub you@example.com")
+        bridge = start_xmpp_bridge()
+        if bridge is not None:
+            procs["xmpp"] = bridge
+            print(f"  xmpp bridge  component {os.environ['KAIWA_XMPP_COMPONENT']}   (log {DATA / 'xmpp'}.log)")
         while all(p.poll() is None for p in procs.values()):
             time.sleep(0.5)
         dead = [n for n, p in procs.items() if p.poll() is not None]
