@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -81,6 +82,7 @@ async def xmpp(suite):
         bridge.terminate()
         bridge.wait(15)
         prosody.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
         lines = [
             line
             for line in log_path.read_text(errors="replace").splitlines()
