@@ -15,7 +15,7 @@ from kaiwa_common.protobuf import enum_name, enum_value, timestamp, to_datetime
 from . import canned, commands, convert, history, lifecycle, notes, resend, send, settings, status, stream, system_events, timers
 from .assignment import AssignmentGate
 from .config import ConversationSettings
-from .domain.addresses import caller_address
+from kaiwa_common.addresses import caller_address
 from .domain.commands import is_escaped, unescape
 from .domain.system_messages import locale_of
 from .live import Typing

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from kaiwa_common.config import env_str
 
-from .domain.addresses import Network, parse_networks
+from kaiwa_common.addresses import Network, parse_networks
 
 TRANSCRIPT_FONT_ENV = "KAIWA_TRANSCRIPT_FONT"
 

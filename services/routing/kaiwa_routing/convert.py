@@ -9,7 +9,9 @@ from kaiwa.routing.v1 import routing_pb2 as pb
 from kaiwa_common.errors import parse_uuid
 from kaiwa_common.protobuf import enum_name, enum_value, timestamp
 
-from .domain.rules import Condition, Rule
+from kaiwa_common.crm_conditions import Condition
+
+from .domain.rules import Rule
 from .queue import QueuePosition
 
 

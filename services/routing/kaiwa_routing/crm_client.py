@@ -13,7 +13,7 @@ import grpc
 from kaiwa.crm_bridge.v1 import crm_bridge_pb2 as crm_pb
 from kaiwa.crm_bridge.v1.crm_bridge_pb2_grpc import CrmBridgeServiceStub
 
-from .domain.rules import facts_from_record
+from kaiwa_common.crm_conditions import facts_from_record
 
 log = logging.getLogger("kaiwa.routing.crm")
 

@@ -25,7 +25,7 @@ from .convert import (
     visitor_pb,
 )
 from .domain import WidgetKey, tenant_of_key, validate_label
-from .domain.addresses import client_address
+from kaiwa_common.addresses import client_address
 from .tracking import EventIn
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from kaiwa_common.config import env_float, env_str
 
-from .domain.addresses import Network, parse_networks
+from kaiwa_common.addresses import Network, parse_networks
 
 
 @dataclass(frozen=True)

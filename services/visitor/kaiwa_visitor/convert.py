@@ -9,7 +9,7 @@ from kaiwa.visitor.v1 import visitor_pb2 as pb
 from kaiwa_common.protobuf import enum_name, enum_value, timestamp, to_datetime
 
 from .domain.model import Action, Block, CrmLink, PageView, TrackingSettings, Visit, VisitContext, Visitor, VisitorSummary
-from .domain.priority import Condition
+from kaiwa_common.crm_conditions import Condition
 from .domain.triggers import Trigger
 from .tracking import EventIn
 

@@ -22,7 +22,9 @@ from kaiwa.routing.v1.routing_pb2_grpc import RoutingServiceStub
 
 from kaiwa_common.protobuf import enum_name
 
-from .domain.priority import Condition, PriorityRule, facts_from_record
+from kaiwa_common.crm_conditions import Condition, facts_from_record
+
+from .domain.priority import PriorityRule
 
 log = logging.getLogger("kaiwa.visitor.peers")
 

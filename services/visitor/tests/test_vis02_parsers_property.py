@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kaiwa_common.errors import InvalidArgument
-from kaiwa_visitor.domain.addresses import client_address, peer_address
+from kaiwa_common.addresses import client_address, peer_address
 from kaiwa_visitor.domain.blocking import network_of
 from kaiwa_visitor.domain.model import Campaign, Client
 from kaiwa_visitor.domain.sources import campaign_of, language_of, screen_of, search_terms

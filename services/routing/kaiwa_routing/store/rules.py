@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from ..domain.rules import Condition, Rule
+from kaiwa_common.crm_conditions import Condition
+
+from ..domain.rules import Rule
 
 Conn = asyncpg.Connection
 

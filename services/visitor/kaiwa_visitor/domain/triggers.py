@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from kaiwa_common.errors import InvalidArgument
 
-from .priority import OPERATORS, Condition, matches
+from kaiwa_common.crm_conditions import OPERATORS, Condition, matches
 
 ACTIONS = ("open_chat", "notify_agent")
 MAX_PATTERN = 500

@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 
-from ..domain.priority import Condition
+from kaiwa_common.crm_conditions import Condition
 from ..domain.triggers import Trigger
 
 
