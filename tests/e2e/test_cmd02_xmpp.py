@@ -39,11 +39,6 @@ FAILED_LOGIN = "No appropriate login method"  # slixmpp's own error line when th
 @pytest.fixture(scope="module")
 async def suite():
     async with Suite.start() as running:
-        # Known defect outside this feature (kaiwa_common/interceptor.py): a server stream
-        # the client cancels (the bridge ends an agent's StreamOffers / StreamTeamMessages
-        # when they sign out) is sometimes closed in another context, and OpenTelemetry
-        # logs "Failed to detach context". Nothing else is allowed.
-        running.allowed_errors.append(r'"logger": "opentelemetry.context", "msg": "Failed to detach context"')
         yield running
 
 

@@ -119,17 +119,29 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_stream(self, method: str, behavior):
         async def stream(request, context: grpc.aio.ServicerContext):
-            with _server_span(method, context):
-                token = await self._enter(method, request, context)
-                try:
-                    async for response in stream_responses(behavior, _checked(request), context):
-                        yield response
-                except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
-                    raise
-                except Exception as exc:
-                    await _abort_for(exc, method, context)
-                finally:
+            # The span is current only while a step runs, never across a `yield`: a stream the
+            # client cancels is closed from another context, where detaching it would fail.
+            span = _server_span(method, context, current=False)
+            token = None
+            try:
+                with _current(span):
+                    token = await self._enter(method, request, context)
+                responses = stream_responses(behavior, _checked(request), context).__aiter__()
+                while True:
+                    with _current(span):
+                        try:
+                            response = await responses.__anext__()
+                        except StopAsyncIteration:
+                            return
+                        except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
+                            raise
+                        except Exception as exc:
+                            await _abort_for(exc, method, context)
+                    yield response
+            finally:
+                if token is not None:
                     reset_identity(token)
+                span.end()
 
         return stream
 
@@ -145,18 +157,24 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
         return set_identity(identity)
 
 
-def _server_span(method: str, context: grpc.aio.ServicerContext):
-    """The call's SERVER span, a child of the caller's (W3C context in the metadata)."""
+def _server_span(method: str, context: grpc.aio.ServicerContext, current: bool = True):
+    """The call's SERVER span, a child of the caller's (W3C context in the metadata): as a
+    context manager that makes it current, or (current=False) started and returned."""
     carrier = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
     service, _, name = method[1:].partition("/")
-    return tracer("kaiwa.grpc").start_as_current_span(
+    start = tracer("kaiwa.grpc").start_as_current_span if current else tracer("kaiwa.grpc").start_span
+    options = {"record_exception": False, "set_status_on_exception": False} if current else {}
+    return start(
         method[1:],
         context=propagate.extract(carrier),
         kind=trace.SpanKind.SERVER,
-        record_exception=False,
-        set_status_on_exception=False,
         attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+        **options,
     )
+
+
+def _current(span: trace.Span):
+    return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, trailing_metadata: tuple = ()) -> None:
