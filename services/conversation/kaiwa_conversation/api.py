@@ -54,6 +54,7 @@ class ConversationApi(pb_grpc.ConversationServiceServicer):
             visitor_id=request.visitor_id,
             bot_id=request.bot_id,
             request_id=request.request_id,
+            fields=dict(request.fields),
             visitor_ip=caller_address(actor.role == SERVICE, context.peer(), forwarded, self.trusted_proxies),
         )
         chat, people = await start_chat(self.deps, actor, req)

@@ -60,6 +60,7 @@ def chat_pb(chat: dict, participants: list[dict] | None = None) -> pb.Chat:
         queue_position=chat["queue_position"],
         estimated_wait_seconds=chat["estimated_wait_seconds"],
         bot_id=chat["bot_id"],
+        fields=chat.get("form_fields") or {},
     )
     for field in ("started_at", "ended_at", "completed_at", "countdown_ends_at", "last_activity_at"):
         _set_time(out, field, chat.get(field))

@@ -17,7 +17,7 @@ confirmed the department, so a refused or unanswered call leaves no chat and no 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kaiwa.events.v1.conversation_pb2 import ChatStarted
 
@@ -31,6 +31,8 @@ from . import store
 from .domain import lifecycle as lc
 from .domain.messages import Draft, check_field
 from .unit_of_work import Actor, ChatWriter, Deps
+
+MAX_FORM_FIELDS, MAX_FORM_NAME, MAX_FORM_VALUE = 50, 100, 2000
 
 BLOCKED = (
     "this visitor has been blocked on this site (by address or messaging thread): a new chat cannot be started; "
@@ -49,6 +51,7 @@ class StartRequest:
     bot_id: str = ""
     request_id: str = ""
     visitor_ip: str = ""  # the caller's address (api.py; never one the visitor sets)
+    fields: dict[str, str] = field(default_factory=dict)  # the widget's pre-chat form (CRM-08)
 
 
 async def start_chat(deps: Deps, actor: Actor, req: StartRequest) -> tuple[dict, list[dict]]:
@@ -57,7 +60,14 @@ async def start_chat(deps: Deps, actor: Actor, req: StartRequest) -> tuple[dict,
     req = _validated(actor, req)
     scope = f"StartChat:{actor.role}:{actor.sub}"
     fingerprint = fingerprint_of(
-        req.channel, req.department_id, req.question, req.visitor_name, req.visitor_email, req.visitor_id, req.bot_id
+        req.channel,
+        req.department_id,
+        req.question,
+        req.visitor_name,
+        req.visitor_email,
+        req.visitor_id,
+        req.bot_id,
+        *([req.fields] if req.fields else []),  # absent when none: earlier requests' fingerprints hold
     )
     if req.request_id:  # a retry returns at once, even while routing is away
         async with deps.ctx.pool.acquire() as conn:
@@ -103,7 +113,28 @@ def _validated(actor: Actor, req: StartRequest) -> StartRequest:
         bot_id=check_field(req.bot_id, "bot_id", 64),
         request_id=req.request_id,
         visitor_ip=req.visitor_ip,
+        fields=check_form_fields(req.fields),
     )
+
+
+def check_form_fields(fields: dict[str, str]) -> dict[str, str]:
+    """CRM-08: the widget's pre-chat form fields: at most 50, names of letters, digits, _,
+    space or - (1..100), values trimmed (at most 2000 characters); empty values dropped."""
+    if len(fields) > MAX_FORM_FIELDS:
+        raise InvalidArgument(f"fields: at most {MAX_FORM_FIELDS} entries, not {len(fields)}", field="fields")
+    clean = {}
+    for name, value in sorted(fields.items()):
+        if not 1 <= len(name) <= MAX_FORM_NAME or not name.strip() or not all(c.isalnum() or c in "_ -" for c in name):
+            raise InvalidArgument(
+                f"fields: name {name[:MAX_FORM_NAME]!r} must be 1..{MAX_FORM_NAME} letters, digits, _, space or -",
+                field="fields",
+            )
+        value = value.strip()
+        if len(value) > MAX_FORM_VALUE:
+            raise InvalidArgument(f"fields[{name!r}]: at most {MAX_FORM_VALUE} characters", field="fields")
+        if value:
+            clean[name] = value
+    return clean
 
 
 async def _existing(conn, tenant: str, chat_id: str) -> tuple[dict, list[dict]]:
@@ -129,6 +160,7 @@ async def _create(deps: Deps, conn, tenant: str, req: StartRequest) -> dict:
             "question": req.question,
             "bot_id": req.bot_id,
             "visitor_ip": req.visitor_ip,
+            "form_fields": req.fields,
         },
     )
     w = ChatWriter(conn, deps.ctx.outbox, deps.hub.channel, chat)
@@ -145,6 +177,7 @@ async def _create(deps: Deps, conn, tenant: str, req: StartRequest) -> dict:
             visitor_email=req.visitor_email,
             question=req.question,
             state=state,
+            fields=req.fields,
         )
     )
     await w.finish()

@@ -13,20 +13,23 @@ from kaiwa_common.emails import valid_email
 from kaiwa_common.errors import InvalidArgument, PermanentEventError
 
 from . import peers
-from .domain.fields import CATALOGUE
+from .domain.fields import CATALOGUE, copied_form_fields
 from .domain.model import MAX_NAME
 from .domain.policy import ACCESSED, ATTENDED, CHAT_SOURCE, UNATTENDED, follow_up_due, label_for, owner_for, should_add
 from .domain.referrers import search_terms
 from .domain.settings import CrmSettings
 from .plays import Write
 from .runtime import Runtime
-from .store import tenancy
+from .store import activity, tenancy
 from .writes import submit
 
 
 async def on_chat_started(rt: Runtime, event: Event, conn: asyncpg.Connection) -> None:
-    """A visitor who gave an e-mail is known from now on (their page views are visits)."""
+    """A visitor who gave an e-mail is known from now on (their page views are visits);
+    the chat's pre-chat form fields are kept for a record created from it (CRM-08)."""
     started = event.chat_started
+    if started.fields and started.chat_id:
+        await tenancy.save_chat_form(conn, event.tenant, started.chat_id, dict(started.fields))
     email = _email(started.visitor_email)
     if email and started.visitor_id:
         await tenancy.remember_visitor(conn, event.tenant, started.visitor_id, email, started.visitor_name.strip()[:MAX_NAME])
@@ -50,11 +53,14 @@ async def on_chat_ended(rt: Runtime, event: Event, conn: asyncpg.Connection) -> 
     if ended.visitor_id:
         await tenancy.remember_visitor(conn, tenant, ended.visitor_id, email, name, agent)
     day = (ended.ended_at.ToDatetime(tzinfo=timezone.utc) if ended.HasField("ended_at") else _now()).date()
+    # CRM-08: a record created from the chat gets the form fields named like its custom
+    # fields; the tenant's mapping of visitor data wins where both set one.
+    new_fields = await form_fields_for(conn, tenant, ended.chat_id, settings.add_as) | _mapped(settings, ended)
     params = {
         "email": email,
         "chat_id": ended.chat_id,
         "add": should_add(settings, kind),
-        "new": await _new_record(conn, tenant, settings, link.admin_email, kind, name, ended.agent_id, _mapped(settings, ended)),
+        "new": await _new_record(conn, tenant, settings, link.admin_email, kind, name, ended.agent_id, new_fields),
         "source": CHAT_SOURCE,
         "note": _chat_note(ended, kind, agent, name),
         "fields": _mapped(settings, ended),
@@ -123,6 +129,13 @@ async def on_page_viewed(rt: Runtime, event: Event, conn: asyncpg.Connection) ->
     if not params["add"] and not params.get("visit") and not fields and not settings.visitor_notifications:
         return
     await submit(rt, conn, tenant, link, Write("page_viewed", f"event:{event.id}", params))
+
+
+async def form_fields_for(conn: asyncpg.Connection, tenant: str, chat_id: str, record_type: str) -> dict[str, str]:
+    """CRM-08: the chat's pre-chat form fields that a new record of this type takes (those
+    named like one of the tenant's custom fields)."""
+    form = await tenancy.chat_form(conn, tenant, chat_id)
+    return copied_form_fields(form, await activity.custom_fields(conn, tenant), record_type) if form else {}
 
 
 async def _new_record(

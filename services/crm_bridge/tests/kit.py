@@ -77,12 +77,19 @@ class Stack:
     visitor: VisitorServiceStub | None
     routing: RoutingServiceStub | None = None
 
-    async def ended_chat(self, tenant: str, email: str, name: str = "佐藤 一郎", visitor_id: str = "") -> conv_pb.Chat:
-        """A web chat: started by a visitor, accepted by AGENT, two messages, ended by the agent."""
+    async def ended_chat(
+        self, tenant: str, email: str, name: str = "佐藤 一郎", visitor_id: str = "", form: dict[str, str] | None = None
+    ) -> conv_pb.Chat:
+        """A web chat (with the widget's pre-chat `form`): started by a visitor, accepted by
+        AGENT, two messages, ended by the agent."""
         visitor = auth(tenant, "visitor", visitor_id or str(uuid.uuid4()))
         chat = await self.conv.StartChat(
             conv_pb.StartChatRequest(
-                channel=conv_pb.CHANNEL_WEB, question="見積もりをお願いします", visitor_name=name, visitor_email=email
+                channel=conv_pb.CHANNEL_WEB,
+                question="見積もりをお願いします",
+                visitor_name=name,
+                visitor_email=email,
+                fields=form or {},
             ),
             metadata=visitor,
         )

@@ -10,7 +10,8 @@ import asyncpg
 async def insert_chat(conn: asyncpg.Connection, tenant: str, chat: dict) -> dict:
     row = await conn.fetchrow(
         "INSERT INTO chats (tenant, id, channel, state, department_id, visitor_id, visitor_name, visitor_email, "
-        "question, bot_id, last_inbound_at, visitor_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), $11) "
+        "question, bot_id, last_inbound_at, visitor_ip, form_fields) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), $11, $12) "
         "RETURNING *",
         tenant,
         chat["id"],
@@ -23,6 +24,7 @@ async def insert_chat(conn: asyncpg.Connection, tenant: str, chat: dict) -> dict
         chat["question"],
         chat["bot_id"],
         chat.get("visitor_ip", ""),
+        chat.get("form_fields") or {},
     )
     return dict(row)
 

@@ -72,6 +72,7 @@ NO_CRM_INFO = {"ja": "この訪問者のCRM情報はありません", "en": "No 
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,49}$")
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{3,30}$")
 MAX_FIELD_VALUE = 2000
+_SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 def label_of(layout: str, key: str, locale: str) -> str:
@@ -125,6 +126,29 @@ def check_field_update(record_type: str, fields: dict[str, str], custom: set[str
             value = _number(key, value)
         clean[key] = value
     return clean
+
+
+def copied_form_fields(form: dict[str, str], custom: list[tuple[str, str, str]], record_type: str) -> dict[str, str]:
+    """CRM-08: the widget's pre-chat form fields whose names match one of the tenant's
+    custom fields of this record type, by the custom field's name or its label (letter
+    case, spaces, - and _ alike: "Company size" matches company_size), keyed by the
+    custom field's name. A name match wins over a label match."""
+    targets: dict[str, str] = {}
+    for kind in ("name", "label"):
+        for t, name, label in custom:
+            key = _match_key(name if kind == "name" else label)
+            if t == record_type and key:
+                targets.setdefault(key, name)
+    copied = {}
+    for key, value in sorted(form.items()):
+        target, value = targets.get(_match_key(key)), (value or "").strip()
+        if target and value:
+            copied[target] = value[:MAX_FIELD_VALUE]
+    return copied
+
+
+def _match_key(name: str) -> str:
+    return _SEPARATORS.sub("_", (name or "").strip().casefold()).strip("_")
 
 
 def _number(key: str, value: str) -> str:

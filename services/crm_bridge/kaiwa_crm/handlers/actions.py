@@ -20,6 +20,7 @@ from ..domain.errors import CrmAuthFailed, CrmUnavailable
 from ..domain.fields import check_field_update, valid_phone
 from ..domain.model import CONTACT, LEAD, MAX_NAME
 from ..domain.policy import CHAT_SOURCE, due_from, owner_for
+from ..events import form_fields_for
 from ..plays import Write
 from ..runtime import Runtime
 from ..store import activity, tenancy
@@ -67,8 +68,13 @@ async def add_record_from_chat(rt: Runtime, caller: Caller, m: ManualRecord) -> 
             turn = await tenancy.next_pool_turn(conn, caller.tenant) if settings.owner_rule == "pool" else 0
             admin = link.admin_email or getattr(await tenancy.first_admin(conn, caller.tenant), "email", "")
             owner = owner_for(settings, pool_turn=turn, agent_user=mine.email if mine else "", crm_admin=admin)
+        # CRM-08: the chat's form fields named like custom fields, then what the agent typed.
+        copied = await form_fields_for(conn, caller.tenant, m.chat_id.strip(), m.type)
         new = {"type": m.type, "name": text_of(m.name, "name", MAX_NAME, False), "owner": owner, "source": CHAT_SOURCE}
-        new |= {"fields": {k: v for k, v in fields.items() if v}, "account": text_of(m.account, "account", MAX_NAME, False)}
+        new |= {
+            "fields": copied | {k: v for k, v in fields.items() if v},
+            "account": text_of(m.account, "account", MAX_NAME, False),
+        }
         params = {"email": email, "new": new, "chat_id": m.chat_id}
         if m.note.strip():
             params["note"] = _note(f"added:{email.lower()}", MANUAL_NOTE, m.note, caller, m.chat_id)

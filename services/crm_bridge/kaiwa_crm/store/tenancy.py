@@ -1,5 +1,5 @@
 """Per-tenant state: the CRM connection, the settings, CRM users, visitors known by
-e-mail, and the cache of records read from an external CRM."""
+e-mail, chats' pre-chat form fields, and the cache of records read from an external CRM."""
 
 from __future__ import annotations
 
@@ -185,6 +185,23 @@ async def remember_visitor(
 
 async def known_visitor(conn: asyncpg.Connection, tenant: str, visitor_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM known_visitors WHERE tenant = $1 AND visitor_id = $2", tenant, visitor_id)
+
+
+async def save_chat_form(conn: asyncpg.Connection, tenant: str, chat_id: str, fields: dict[str, str]) -> None:
+    """CRM-08: a chat's pre-chat form fields, as chat_started gave them (first one kept)."""
+    await conn.execute(
+        "INSERT INTO chat_form_fields (tenant, chat_id, fields) VALUES ($1, $2, $3) ON CONFLICT (tenant, chat_id) DO NOTHING",
+        tenant,
+        chat_id,
+        fields,
+    )
+
+
+async def chat_form(conn: asyncpg.Connection, tenant: str, chat_id: str) -> dict[str, str]:
+    if not chat_id:
+        return {}
+    found = await conn.fetchval("SELECT fields FROM chat_form_fields WHERE tenant = $1 AND chat_id = $2", tenant, chat_id)
+    return found or {}
 
 
 async def cached_record(conn: asyncpg.Connection, tenant: str, email: str) -> tuple[dict | None, datetime] | None:
