@@ -4,6 +4,8 @@ conversation chat_started    the visitor's e-mail, known from now on
 conversation chat_ended      CRM-03..08 (a missed chat ends with reason "missed", with
                              routing's reason and the time waited: its note comes from here)
 visitor      page_viewed     CRM-08 visits, CRM-03 "accessed"
+visitor      visitor_identified  VIS-03/CRM-08: the visitor is known by e-mail from now on;
+                             its page views so far become visits on the matching record
 
 A chat or page view another service no longer knows (NOT_FOUND) can never be applied:
 the event is parked as a dead letter instead of being retried.
@@ -21,6 +23,7 @@ from . import events
 from .runtime import Runtime
 
 _CONVERSATION = {"chat_started": events.on_chat_started, "chat_ended": events.on_chat_ended}
+_VISITOR = {"page_viewed": events.on_page_viewed, "visitor_identified": events.on_visitor_identified}
 
 
 def consumers(rt: Runtime, durable: str) -> list[ConsumerSpec]:
@@ -28,11 +31,11 @@ def consumers(rt: Runtime, durable: str) -> list[ConsumerSpec]:
         await _applied(_CONVERSATION[event.type], rt, event, conn)
 
     async def visitor(event: Event, conn: asyncpg.Connection) -> None:
-        await _applied(events.on_page_viewed, rt, event, conn)
+        await _applied(_VISITOR[event.type], rt, event, conn)
 
     return [
         ConsumerSpec(durable, "conversation", list(_CONVERSATION), conversation),
-        ConsumerSpec(f"{durable}_visitor", "visitor", ["page_viewed"], visitor),
+        ConsumerSpec(f"{durable}_visitor", "visitor", list(_VISITOR), visitor),
     ]
 
 

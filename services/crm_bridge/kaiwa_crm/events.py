@@ -131,6 +131,48 @@ async def on_page_viewed(rt: Runtime, event: Event, conn: asyncpg.Connection) ->
     await submit(rt, conn, tenant, link, Write("page_viewed", f"event:{event.id}", params))
 
 
+async def on_visitor_identified(rt: Runtime, event: Event, conn: asyncpg.Connection) -> None:
+    """VIS-03/CRM-08: a visitor who said who they are (web form, chat, agent) is known by
+    that e-mail from now on (their later page views are visits), and the page views they
+    made before (the visitor service's most recent ones: GetVisitor) are recorded as visits
+    on the matching record (visits setting). No record matches: nothing is added here (the
+    "accessed" policy adds them at their next page view)."""
+    who, tenant = event.visitor_identified, event.tenant
+    email = _email(who.email)
+    if not email or not who.visitor_id:
+        return
+    name = who.name.strip()[:MAX_NAME]
+    for visitor_id in dict.fromkeys([who.visitor_id, *who.merged_visitor_ids]):
+        await tenancy.remember_visitor(conn, tenant, visitor_id, email, name)
+    link = await tenancy.connection(conn, tenant)
+    if not link.enabled or not (await tenancy.settings(conn, tenant)).write_visits:
+        return
+    known = await tenancy.known_visitor(conn, tenant, who.visitor_id)
+    profile = await peers.visitor_profile(rt, tenant, who.visitor_id)
+    pages = sorted(profile.recent_page_views, key=lambda v: (v.viewed_at.ToDatetime(), v.id))
+    visits = []
+    for v in pages:
+        engine, keywords = search_terms(v.referrer)
+        visits.append(
+            {
+                "visit_id": v.visit_id or v.id,
+                "page_view_id": v.id,
+                "url": v.url,
+                "title": v.title,
+                "referrer": v.referrer,
+                "ip": v.ip,
+                "user_agent": v.user_agent,
+                "viewed_at": v.viewed_at.ToDatetime(tzinfo=timezone.utc).isoformat(),
+                "attended_by": known["last_agent"] if known else "",
+                "search_engine": engine,
+                "search_keywords": keywords,
+            }
+        )
+    if visits:
+        params = {"email": email, "visitor_id": who.visitor_id, "add": False, "visits": visits}
+        await submit(rt, conn, tenant, link, Write("visitor_identified", f"event:{event.id}", params))
+
+
 async def form_fields_for(conn: asyncpg.Connection, tenant: str, chat_id: str, record_type: str) -> dict[str, str]:
     """CRM-08: the chat's pre-chat form fields that a new record of this type takes (those
     named like one of the tenant's custom fields)."""

@@ -94,9 +94,15 @@ async def department(rt: Runtime, tenant: str, department_id: str) -> routing.De
 async def page_view(rt: Runtime, tenant: str, visitor_id: str, page_view_id: str) -> visitor.PageView | None:
     """The page view's IP and user agent (the event carries neither), from the visitor's
     recent page views; None when it is no longer among them."""
-    stub = VisitorServiceStub(rt.ctx.channel("visitor"))
-    found = await _call(rt, tenant, "visitor GetVisitor", stub.GetVisitor, visitor.GetVisitorRequest(visitor_id=visitor_id))
+    found = await visitor_profile(rt, tenant, visitor_id)
     return next((v for v in found.recent_page_views if v.id == page_view_id), None)
+
+
+async def visitor_profile(rt: Runtime, tenant: str, visitor_id: str) -> visitor.Visitor:
+    """The visitor (a merged visitor's id answers with the one it was merged into), with
+    its most recent page views (the visitor service returns the newest 20, newest first)."""
+    stub = VisitorServiceStub(rt.ctx.channel("visitor"))
+    return await _call(rt, tenant, "visitor GetVisitor", stub.GetVisitor, visitor.GetVisitorRequest(visitor_id=visitor_id))
 
 
 async def _call(rt: Runtime, tenant: str, what: str, method, request):

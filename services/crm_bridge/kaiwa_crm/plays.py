@@ -101,6 +101,19 @@ async def page_viewed(crm: CrmAdapter, p: dict, content: bytes, progress: Progre
     return {"record": found["record"], "created": found["created"], "source": p.get("source", ""), "visit": p.get("visit")}
 
 
+async def visitor_identified(crm: CrmAdapter, p: dict, content: bytes, progress: Progress) -> dict:
+    """VIS-03/CRM-08: the page views an identified visitor made so far, as visits on the
+    record of their e-mail (each page once: the adapters key pages by page view id)."""
+    found = await progress.step("record", lambda: _find_or_add(crm, {**p, "add": False}))
+    if not found:
+        return {"skipped": "no record for the visitor"}
+    record = record_of(found["record"])
+    for v in p["visits"]:
+        page = VisitPage(**{**v, "viewed_at": datetime.fromisoformat(v["viewed_at"]), "visitor_type": record.visitor_type})
+        await progress.step(f"visit:{v['page_view_id']}", lambda page=page: _none(crm.record_visit(record, page)))
+    return {"record": found["record"], "created": False, "visits": len(p["visits"])}
+
+
 # --- agent actions --------------------------------------------------------------------
 
 
@@ -175,6 +188,7 @@ async def upsert_record(crm: CrmAdapter, p: dict, content: bytes, progress: Prog
 PLAYS = {
     "chat_ended": chat_ended,
     "page_viewed": page_viewed,
+    "visitor_identified": visitor_identified,
     "add_record": add_record,
     "add_note": add_note,
     "notify_sales": add_note,
