@@ -17,8 +17,8 @@ async def post_system(
 ) -> dict:
     """The system message; a repeated request_id returns the one the first call posted."""
     chat_id = parse_uuid(chat_id, "chat_id")
-    if len(params) > 10 or any(len(k) > 40 or len(v) > 200 or "\x00" in v for k, v in params.items()):
-        raise InvalidArgument("params: at most 10, names up to 40 and values up to 200 characters")
+    if len(params) > 10 or any(len(k) > 40 or len(v) > _limit(k) or "\x00" in v for k, v in params.items()):
+        raise InvalidArgument("params: at most 10, names up to 40 and values up to 200 characters (URLs 2000)")
     sysmsg.validate(type_name, params, external=True)
     async with writing(deps, actor.tenant, chat_id) as w:
         fingerprint = fingerprint_of(str(chat_id), type_name, params)
@@ -28,3 +28,7 @@ async def post_system(
         row = await w.system(type_name, **params)
         await claim.record(w.conn, str(row["seq"]))
         return row
+
+
+def _limit(name: str) -> int:
+    return 2000 if name.endswith("_url") else 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from kaiwa_common.config import env_float, env_int, env_str
@@ -37,12 +38,27 @@ class CrmConfig:
     writes_max_backoff: float = field(default_factory=lambda: env_float("KAIWA_CRM_WRITES_MAX_BACKOFF", 60.0))
     # gRPC deadline for calls to conversation, routing and visitor.
     peer_timeout: float = field(default_factory=lambda: env_float("KAIWA_CRM_PEER_TIMEOUT", 5.0))
-    # Where a ticket number in a chat links to ({number} and {id} are filled in).
-    ticket_url: str = field(default_factory=lambda: env_str("KAIWA_DESK_TICKET_URL", "https://desk.kaiwa.local/tickets/{number}"))
+    # DESK-01: where a ticket number in a chat links to, an http(s) URL template ({number}
+    # and {id} are filled in), e.g. https://desk.example.jp/tickets/{number}. Empty (the
+    # default): the built-in desk has no page to link to, and no link is given.
+    ticket_url: str = field(default_factory=lambda: env_str("KAIWA_DESK_TICKET_URL").strip())
     # Where an activity's "link to the log" points ({chat_id}).
     chat_log_url: str = field(
         default_factory=lambda: env_str("KAIWA_CRM_CHAT_LOG_URL", "https://app.kaiwa.local/chats/{chat_id}/transcript")
     )
+
+    def __post_init__(self) -> None:
+        if self.ticket_url:
+            try:
+                example = self.ticket_url.format(number=1, id="00000000-0000-0000-0000-000000000000")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"KAIWA_DESK_TICKET_URL: only {{number}} and {{id}} may be filled in ({exc!r})") from None
+            if not re.match(r"^https?://[^\s/?#]+[^\s]*$", example, re.IGNORECASE):
+                raise ValueError(f"KAIWA_DESK_TICKET_URL must be an http(s) URL without spaces, not {self.ticket_url!r}")
+
+    def ticket_link(self, number: int, ticket_id: str) -> str:
+        """DESK-01: the ticket's page in the desk; "" when none is configured."""
+        return self.ticket_url.format(number=number, id=ticket_id) if self.ticket_url else ""
 
     @property
     def uses_dev_key(self) -> bool:

@@ -75,12 +75,14 @@ async def chat(rt: Runtime, tenant: str, chat_id: str) -> conv.Chat:
     return await _call(rt, tenant, "conversation GetChat", stub.GetChat, conv.GetChatRequest(chat_id=chat_id))
 
 
-async def post_ticket_message(rt: Runtime, tenant: str, chat_id: str, number: int, ticket_id: str) -> None:
-    """CONV-03 "converted to ticket (number)" in the chat; the request id makes a repeat
-    (after a lost answer) post nothing more."""
+async def post_ticket_message(rt: Runtime, tenant: str, chat_id: str, number: int, ticket_id: str, url: str = "") -> None:
+    """CONV-03 "converted to ticket (number)" in the chat, with the ticket's link (DESK-01)
+    when the desk has one; the request id makes a repeat (after a lost answer) post
+    nothing more."""
     stub = ConversationServiceStub(rt.ctx.channel("conversation"))
+    params = {"ticket_number": str(number)} | ({"ticket_url": url} if url else {})
     request = conv.PostSystemEventRequest(
-        chat_id=chat_id, type="converted_to_ticket", params={"ticket_number": str(number)}, request_id=f"ticket-{ticket_id}"
+        chat_id=chat_id, type="converted_to_ticket", params=params, request_id=f"ticket-{ticket_id}"
     )
     await _call(rt, tenant, "conversation PostSystemEvent", stub.PostSystemEvent, request)
 

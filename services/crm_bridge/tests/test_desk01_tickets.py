@@ -25,9 +25,12 @@ from services.crm_bridge.tests.kit import Stack, admin, agent, crm_service, stac
 from tests.fixtures import auth, channel_to, eventually, status_of
 
 
+TICKET_URL = "https://desk.example.jp/tickets/{number}?id={id}"
+
+
 @pytest.fixture(scope="module")
 async def services():
-    async with stack(with_routing=True) as running_stack:
+    async with stack(with_routing=True, env={"KAIWA_DESK_TICKET_URL": TICKET_URL}) as running_stack:
         yield running_stack
 
 
@@ -52,9 +55,14 @@ async def enable(services, tenant, department_id=""):
     return await services.crm.stub.SetDeskDepartment(request, metadata=admin(tenant))
 
 
-async def system_messages(services, tenant, chat_id) -> list[str]:
-    listed = await services.conv.ListMessages(conv_pb.ListMessagesRequest(chat_id=chat_id), metadata=admin(tenant))
-    return [m.system.rendered for m in listed.messages if m.system.type == "converted_to_ticket"]
+async def system_messages(services, tenant, chat_id, locale="en", role="admin") -> list[str]:
+    return [m.system.rendered for m in await ticket_messages(services, tenant, chat_id, locale, role)]
+
+
+async def ticket_messages(services, tenant, chat_id, locale="en", role="admin") -> list[conv_pb.Message]:
+    request = conv_pb.ListMessagesRequest(chat_id=chat_id, locale=locale)
+    listed = await services.conv.ListMessages(request, metadata=auth(tenant, role, "someone"))
+    return [m for m in listed.messages if m.system.type == "converted_to_ticket"]
 
 
 async def test_desk01_convert_a_chat_into_a_ticket_and_say_so_in_the_chat(services, tenant):
@@ -72,12 +80,33 @@ async def test_desk01_convert_a_chat_into_a_ticket_and_say_so_in_the_chat(servic
         "山田 太郎",
         started.id,
     )
-    assert "パスワードを再設定できません" in ticket.description and ticket.url.endswith("/1")
+    assert "パスワードを再設定できません" in ticket.description
+    assert ticket.url == f"https://desk.example.jp/tickets/1?id={ticket.id}"
     messages = await eventually(lambda: system_messages(services, tenant, started.id), "the system message in the chat")
-    assert messages == ["A ticket was created from this chat (ticket number: 1)"]
+    assert messages == [f"A ticket was created from this chat (ticket number: 1 {ticket.url})"]
     again = await crm.ConvertChatToTicket(pb.ConvertChatToTicketRequest(chat_id=started.id), metadata=agent(tenant))
     assert again.id == ticket.id  # one chat, one ticket, one message
     assert len(await system_messages(services, tenant, started.id)) == 1
+
+
+async def test_desk01_the_ticket_number_in_the_chat_links_to_the_ticket(services, tenant):
+    """The system message carries the ticket's link (params ticket_url, for clients to link
+    the number) and shows it next to the number, in Japanese and English, to the agent
+    and the visitor alike."""
+    started, _ = await chat(services, tenant)
+    await enable(services, tenant)
+    ticket = await services.crm.stub.ConvertChatToTicket(
+        pb.ConvertChatToTicketRequest(chat_id=started.id), metadata=agent(tenant)
+    )
+    [message] = await eventually(lambda: ticket_messages(services, tenant, started.id, "ja"), "the system message")
+    assert dict(message.system.params) == {"ticket_number": str(ticket.number), "ticket_url": ticket.url}
+    assert ticket.url == f"https://desk.example.jp/tickets/{ticket.number}?id={ticket.id}"
+    assert message.system.rendered == (f"チャットをもとに問い合わせが作成されました(問い合わせ番号:{ticket.number} {ticket.url})")
+    visitor = conv_pb.ListMessagesRequest(chat_id=started.id, locale="en")
+    seen = await services.conv.ListMessages(visitor, metadata=auth(tenant, "visitor", started.visitor_id))
+    [english] = [m for m in seen.messages if m.system.type == "converted_to_ticket"]
+    assert english.system.rendered == f"A ticket was created from this chat (ticket number: {ticket.number} {ticket.url})"
+    assert english.system.params["ticket_url"] == ticket.url
 
 
 async def test_desk01_convert_one_message(services, tenant):
@@ -193,6 +222,7 @@ async def test_desk01_the_chat_message_arrives_after_a_conversation_outage(tenan
     """Conversation stops right after the ticket is made: the system message waits (a timer
     row, retried with a growing delay) and is posted, once, when conversation is back."""
     monkeypatch.setenv("KAIWA_SUBJECT_PREFIX", f"k{uuid.uuid4().hex[:10]}")  # streams of its own
+    monkeypatch.delenv("KAIWA_DESK_TICKET_URL", raising=False)  # (the module's services set one)
     schema, port = f"crm_conv_{uuid.uuid4().hex[:8]}", free_port()
     spec = conversation_spec(schema=schema)
     conversation = await ServiceRunner(spec, Settings(), port=port, schema=schema).start()
@@ -204,6 +234,7 @@ async def test_desk01_the_chat_message_arrives_after_a_conversation_outage(tenan
             started, _ = await chat(services, tenant)
             await enable(services, tenant)
             ticket = await crm.stub.ConvertChatToTicket(pb.ConvertChatToTicketRequest(chat_id=started.id), metadata=agent(tenant))
+            assert ticket.url == ""  # KAIWA_DESK_TICKET_URL not set: no desk page to link to
             timers = TimerRunner(crm.runner.ctx.pool, crm.runner.spec.timers(crm.runner.ctx))
             await conversation.stop(grace=1)
             await timers.fire_due()  # conversation is down: tried, kept for later
@@ -225,5 +256,8 @@ async def test_desk01_the_chat_message_arrives_after_a_conversation_outage(tenan
             assert await eventually(posted, "the message once conversation is back") == [
                 f"A ticket was created from this chat (ticket number: {ticket.number})"
             ]
+            [message] = await ticket_messages(services, tenant, started.id, "ja")
+            assert dict(message.system.params) == {"ticket_number": str(ticket.number)}  # no link
+            assert message.system.rendered == f"チャットをもとに問い合わせが作成されました(問い合わせ番号:{ticket.number})"
     finally:
         await conversation.stop(grace=1)

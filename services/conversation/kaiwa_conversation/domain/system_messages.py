@@ -7,6 +7,7 @@ invitations) and never reach a visitor.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +22,10 @@ class SystemType:
     en: str
     internal: bool = False
     external: bool = False  # may be posted by another service (PostSystemEvent)
+    # Optional parameters; when all are given, the *_with templates are rendered instead.
+    optional: tuple[str, ...] = ()
+    ja_with: str = ""
+    en_with: str = ""
 
 
 _TYPES = (
@@ -37,6 +42,11 @@ _TYPES = (
         "チャットをもとに問い合わせが作成されました(問い合わせ番号:{ticket_number})",
         "A ticket was created from this chat (ticket number: {ticket_number})",
         external=True,
+        # DESK-01: where the ticket number links to (the desk's page of the ticket), when
+        # the desk has one; clients link the number with SystemEvent.params["ticket_url"].
+        optional=("ticket_url",),
+        ja_with="チャットをもとに問い合わせが作成されました(問い合わせ番号:{ticket_number} {ticket_url})",
+        en_with="A ticket was created from this chat (ticket number: {ticket_number} {ticket_url})",
     ),
     SystemType(
         "visitor_blocked",
@@ -93,6 +103,8 @@ _TYPES = (
 
 TYPES: dict[str, SystemType] = {t.name: t for t in _TYPES}
 
+_WEB_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+
 
 def locale_of(value: str) -> str:
     """'ja', 'ja-JP' -> ja; anything else (or nothing) -> en."""
@@ -107,6 +119,10 @@ def validate(type_name: str, params: dict[str, str], external: bool = False) -> 
     missing = [p for p in spec.params if not str(params.get(p, "")).strip()]
     if missing and external:
         raise InvalidArgument(f"system event {type_name!r} needs parameter(s) {', '.join(missing)}")
+    for name in spec.optional:
+        value = str(params.get(name, ""))
+        if name.endswith("_url") and value and not _WEB_URL.match(value):
+            raise InvalidArgument(f"params[{name!r}] must be an http(s) URL without spaces, not {value[:100]!r}", field="params")
     return spec
 
 
@@ -115,8 +131,11 @@ def render(type_name: str, params: dict[str, str], locale: str) -> str:
     values = {p: params.get(p) or "-" for p in spec.params}
     if "time" in values and values["time"] != "-":
         values["time"] = _show_time(values["time"])
-    template = spec.ja if locale_of(locale) == "ja" else spec.en
-    return template.format(**values)
+    ja = locale_of(locale) == "ja"
+    if spec.optional and all(params.get(p) for p in spec.optional):
+        values |= {p: params[p] for p in spec.optional}
+        return (spec.ja_with if ja else spec.en_with).format(**values)
+    return (spec.ja if ja else spec.en).format(**values)
 
 
 def is_internal(type_name: str) -> bool:

@@ -67,5 +67,5 @@ class DeskApi(Base):
             created_by=t.created_by,
             created_at=timestamp(t.created_at),
             updated_at=timestamp(t.updated_at),
-            url=self.rt.config.ticket_url.format(number=t.number, id=t.id),
+            url=self.rt.config.ticket_link(t.number, t.id),
         )

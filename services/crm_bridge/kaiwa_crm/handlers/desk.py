@@ -1,7 +1,8 @@
 """DESK-01: tickets from chats. Converting needs the chat (conversation's GetChat, and its
 transcript) and the department's permission; the "converted to ticket (number)" system
 message is posted by a timer in the same transaction, so it reaches the chat even when
-conversation is away at that moment (PostSystemEvent's request id stops a double)."""
+conversation is away at that moment (PostSystemEvent's request id stops a double); it
+carries the ticket's link (`ticket_url`) when the desk has one (KAIWA_DESK_TICKET_URL)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,9 @@ async def convert(
     async with unit_of_work(rt.pool) as conn:
         ticket, created = await BuiltinDesk(conn, caller.tenant).create(new)
         if created:
-            await schedule(conn, caller.tenant, TICKET_MESSAGE, ticket.id, payload={"chat_id": chat_id, "number": ticket.number})
+            url = rt.config.ticket_link(ticket.number, ticket.id)
+            payload = {"chat_id": chat_id, "number": ticket.number, "url": url}
+            await schedule(conn, caller.tenant, TICKET_MESSAGE, ticket.id, payload=payload)
     return ticket
 
 
@@ -94,7 +97,9 @@ async def post_message(rt: Runtime, timer: Timer, conn: asyncpg.Connection) -> N
     """The timer of a new ticket: the system message in its chat, tried again (with a
     growing delay) while conversation is away."""
     try:
-        await peers.post_ticket_message(rt, timer.tenant, timer.payload["chat_id"], timer.payload["number"], timer.key)
+        p = timer.payload
+        url = p["url"] if "url" in p else rt.config.ticket_link(p["number"], timer.key)  # timers made before links
+        await peers.post_ticket_message(rt, timer.tenant, p["chat_id"], p["number"], timer.key, url)
     except (NotFound, InvalidArgument, FailedPrecondition) as exc:
         log.warning("ticket message not posted", extra={"fields": {"ticket": timer.key, "error": exc.message}})
     except Exception as exc:  # conversation away (Unavailable) or erring: later
