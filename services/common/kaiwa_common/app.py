@@ -28,6 +28,7 @@ from .db import connect_with_retry
 from .events import ensure_streams
 from .interceptor import KaiwaInterceptor
 from .logs import setup_logging
+from .metrics import Metrics
 from .migrations import migrate
 from .outbox import Outbox, OutboxRelay
 from .telemetry import client_interceptors, setup_tracing
@@ -93,10 +94,20 @@ async def _nats_reconnected() -> None:
 
 
 class ServiceRunner:
-    def __init__(self, spec: ServiceSpec, settings: Settings | None = None, port: int | None = None, schema: str | None = None):
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        settings: Settings | None = None,
+        port: int | None = None,
+        schema: str | None = None,
+        metrics_port: int | None = None,
+    ):
         self.spec = spec
         self.settings = settings or Settings()
         self.requested_port = self.settings.port(spec.name) if port is None else port
+        # Prometheus endpoint: KAIWA_<SVC>_METRICS_PORT / KAIWA_METRICS_PORT; 0 = none.
+        self.metrics_port = self.settings.metrics_port(spec.name) if metrics_port is None else metrics_port
+        self.metrics = Metrics(spec.name)
         self.schema = schema or spec.schema
         self.port: int | None = None
         self.ctx: ServiceContext | None = None
@@ -111,7 +122,7 @@ class ServiceRunner:
         # so_reuseport=0: a port already taken by another copy fails here instead of being
         # silently shared (gRPC's default would spread calls across both processes).
         self._server = grpc.aio.server(
-            interceptors=[KaiwaInterceptor(self.settings, self.spec.policy, lambda: self.ready)],
+            interceptors=[KaiwaInterceptor(self.settings, self.spec.policy, lambda: self.ready, self.metrics)],
             options=[("grpc.so_reuseport", 0)],
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -128,6 +139,8 @@ class ServiceRunner:
         await self._server.start()  # health answers NOT_SERVING while we connect
         await self._connect(self.ctx)
         await self._start_workers(self.ctx)
+        if self.metrics_port:
+            self.metrics.serve(self.settings.host, self.metrics_port)
         self.ready = True
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("serving", extra={"fields": {"service": self.spec.name, "port": self.port}})
@@ -146,7 +159,7 @@ class ServiceRunner:
         await migrate(ctx.pool, self.schema, self.spec.migrations)
         ctx.nc = await self._connect_nats()
         ctx.js = ctx.nc.jetstream()
-        await ensure_streams(ctx.js, s.subject_prefix)
+        await ensure_streams(ctx.js, s.subject_prefix, s.stream_replicas)
         ctx.outbox = Outbox(self.spec.name, s.subject_prefix, self.schema)
 
     async def _connect_nats(self) -> nats.NATS:
@@ -169,11 +182,15 @@ class ServiceRunner:
                 delay = min(delay * 2, 5)
 
     async def _start_workers(self, ctx: ServiceContext) -> None:
-        loops = [OutboxRelay(ctx.pool, ctx.js, ctx.outbox.channel, self.settings.database_url).run]
+        relay = OutboxRelay(ctx.pool, ctx.js, ctx.outbox.channel, self.settings.database_url, metrics=self.metrics)
+        loops = [relay.run]
+        consumers = []
         for spec in self.spec.consumers(ctx):
-            consumer = EventConsumer(ctx.pool, ctx.js, self.settings.subject_prefix, spec)
+            consumer = EventConsumer(ctx.pool, ctx.js, self.settings.subject_prefix, spec, metrics=self.metrics)
             await consumer.ensure()
             loops.append(consumer.run)
+            consumers.append((consumer.stream, spec.name))
+        self.metrics.sample_state(ctx.pool, ctx.js, consumers, asyncio.get_running_loop())
         timer_handlers = self.spec.timers(ctx)
         if timer_handlers:
             loops.append(TimerRunner(ctx.pool, timer_handlers, self.settings.timer_poll_interval).run)
@@ -188,6 +205,7 @@ class ServiceRunner:
         self.ready = False
         await self._health.enter_graceful_shutdown()  # NOT_SERVING for good
         self._stop.set()
+        self.metrics.close()
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace if grace is None else grace)
         for task in self._tasks:

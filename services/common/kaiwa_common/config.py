@@ -53,9 +53,16 @@ class Settings:
     otel_service_name: str = field(default_factory=lambda: _env("OTEL_SERVICE_NAME", ""))
     otel_exporter_endpoint: str = field(default_factory=lambda: _env("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
     trace_sql: bool = field(default_factory=lambda: _env("KAIWA_TRACE_SQL", "1") != "0")
+    # JetStream replicas of each stream (3 on a three-node NATS cluster; 1 on one server).
+    stream_replicas: int = field(default_factory=lambda: int(_env("KAIWA_STREAM_REPLICAS", "1")))
 
     def port(self, service: str) -> int:
         return int(_env(f"KAIWA_{service.upper()}_PORT", str(DEFAULT_PORTS[service])))
+
+    def metrics_port(self, service: str) -> int:
+        """Prometheus port (KAIWA_<SVC>_METRICS_PORT, else KAIWA_METRICS_PORT; 0 = no endpoint).
+        One KAIWA_METRICS_PORT suits Kubernetes (a pod each); on one host, set them per service."""
+        return int(_env(f"KAIWA_{service.upper()}_METRICS_PORT", _env("KAIWA_METRICS_PORT", "0")))
 
     def address(self, service: str) -> str:
         """Where another service listens (KAIWA_<SVC>_ADDR, else this host and its port)."""

@@ -41,8 +41,9 @@ class ConsumerSpec:
 
 
 class EventConsumer:
-    def __init__(self, pool: asyncpg.Pool, js, prefix: str, spec: ConsumerSpec, batch: int = 64):
+    def __init__(self, pool: asyncpg.Pool, js, prefix: str, spec: ConsumerSpec, batch: int = 64, metrics=None):
         self.pool = pool
+        self.metrics = metrics  # kaiwa_common.metrics.Metrics, or None
         self.js = js
         self.prefix = prefix
         self.spec = spec
@@ -111,6 +112,8 @@ class EventConsumer:
 
     async def _apply(self, msg, event: Event) -> None:
         deliveries = msg.metadata.num_delivered
+        if deliveries > 1 and self.metrics is not None:
+            self.metrics.redeliveries.labels(self.spec.name).inc()
         try:
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
@@ -158,6 +161,8 @@ class EventConsumer:
             await msg.nak(delay=1.0)  # cannot record it now: keep it for later
             return
         await msg.term()
+        if self.metrics is not None:
+            self.metrics.dead_lettered.labels(self.spec.name).inc()
 
 
 async def _unsubscribe(subscription) -> None:

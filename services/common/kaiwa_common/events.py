@@ -40,8 +40,9 @@ def stream_name(prefix: str, source: str) -> str:
     return f"{prefix}_{source}".upper().replace(".", "_").replace("-", "_")
 
 
-async def ensure_streams(js, prefix: str) -> None:
-    """One stream per producing service, holding its events (idempotent)."""
+async def ensure_streams(js, prefix: str, replicas: int = 1) -> None:
+    """One stream per producing service, holding its events (idempotent); `replicas`
+    copies of each on a NATS cluster (KAIWA_STREAM_REPLICAS)."""
     from nats.js.api import StreamConfig, StorageType
     from nats.js.errors import BadRequestError
 
@@ -52,6 +53,7 @@ async def ensure_streams(js, prefix: str) -> None:
             storage=StorageType.FILE,
             duplicate_window=600.0,
             max_age=7 * 86400.0,
+            num_replicas=replicas,
         )
         try:
             await js.add_stream(config)

@@ -12,7 +12,8 @@
 - database briefly unreachable               -> UNAVAILABLE (safe to retry: nothing committed)
 - anything else (a defect of ours)            -> INTERNAL, logged with its trace id
 
-It also opens the call's SERVER span (health checks and reflection are not traced).
+It also opens the call's SERVER span and counts the call in the service's metrics, by
+method and status code, with its latency (health checks and reflection are neither).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from typing import AsyncIterator, Callable
 
 import asyncpg
@@ -31,6 +33,7 @@ from opentelemetry import propagate, trace
 from .auth import Identity, identity_from_metadata, reset_identity, set_identity
 from .config import Settings
 from .db import TRANSIENT_DB_ERRORS
+from .metrics import Metrics
 from .errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated, Unavailable
 from .telemetry import tracer
 from .validation import check_request
@@ -51,8 +54,15 @@ STATUS_OF: dict[type[DomainError], grpc.StatusCode] = {
 
 
 class KaiwaInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, settings: Settings, policy: dict[str, set[str] | str], is_ready: Callable[[], bool]):
+    def __init__(
+        self,
+        settings: Settings,
+        policy: dict[str, set[str] | str],
+        is_ready: Callable[[], bool],
+        metrics: Metrics | None = None,
+    ):
         self.settings = settings
+        self.metrics = metrics
         self.policy = policy
         self.is_ready = is_ready
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # built once per method
@@ -103,7 +113,21 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
         return identity
 
     def _wrap_unary(self, method: str, behavior):
+        metrics = self.metrics
+
         async def unary(request, context: grpc.aio.ServicerContext):
+            if metrics is not None:
+                started = time.perf_counter()
+                try:
+                    return await guarded(request, context)
+                except asyncio.CancelledError:
+                    context.set_code(grpc.StatusCode.CANCELLED)
+                    raise
+                finally:
+                    metrics.rpc(method, context.code(), time.perf_counter() - started)
+            return await guarded(request, context)
+
+        async def guarded(request, context: grpc.aio.ServicerContext):
             with _server_span(method, context):
                 token = await self._enter(method, request, context)
                 try:
@@ -118,7 +142,24 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
         return unary
 
     def _wrap_stream(self, method: str, behavior):
+        metrics = self.metrics
+
         async def stream(request, context: grpc.aio.ServicerContext):
+            if metrics is None:
+                async for response in guarded(request, context):
+                    yield response
+                return
+            started = time.perf_counter()
+            try:
+                async for response in guarded(request, context):
+                    yield response
+            except (asyncio.CancelledError, GeneratorExit):
+                context.set_code(grpc.StatusCode.CANCELLED)
+                raise
+            finally:
+                metrics.rpc(method, context.code(), time.perf_counter() - started)
+
+        async def guarded(request, context: grpc.aio.ServicerContext):
             # The span is current only while a step runs, never across a `yield`: a stream the
             # client cancels is closed from another context, where detaching it would fail.
             span = _server_span(method, context, current=False)

@@ -83,8 +83,18 @@ class OutboxRelay:
     duplicate window drops; consumers are idempotent besides.
     """
 
-    def __init__(self, pool: asyncpg.Pool, js, channel: str, database_url: str, batch: int = 256, poll_interval: float = 1.0):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        js,
+        channel: str,
+        database_url: str,
+        batch: int = 256,
+        poll_interval: float = 1.0,
+        metrics=None,
+    ):
         self.pool = pool
+        self.metrics = metrics  # kaiwa_common.metrics.Metrics, or None
         self.js = js
         self.batch = batch
         self.poll_interval = poll_interval
@@ -140,6 +150,8 @@ class OutboxRelay:
                     for span, _ in spans:
                         span.end()
                 await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
+        if self.metrics is not None:
+            self.metrics.outbox_published.inc(len(rows))
         return len(rows)
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
