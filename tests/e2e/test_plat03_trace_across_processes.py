@@ -12,6 +12,8 @@ forwards to is conversation's SERVER span.
 from __future__ import annotations
 
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import httpx
@@ -28,20 +30,26 @@ SERVER, PRODUCER, CONSUMER = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_PRODUCER, Spa
 
 
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """An OTLP/gRPC trace receiver keeping (service.name, span) for every span exported."""
+    """An OTLP/gRPC trace receiver keeping (service.name, span) for every span exported.
+
+    A synchronous server on its own threads: it answers the services' exporters at once
+    even while the test's event loop is busy (an export that times out loses its spans)."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[str, Span]] = []
+        self._lock = threading.Lock()
 
-    async def Export(self, request, context):  # noqa: N802 (the generated name)
+    def Export(self, request, context):  # noqa: N802 (the generated name)
         for resource_spans in request.resource_spans:
             service = next((a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"), "")
-            for scope_spans in resource_spans.scope_spans:
-                self.spans.extend((service, span) for span in scope_spans.spans)
+            with self._lock:
+                for scope_spans in resource_spans.scope_spans:
+                    self.spans.extend((service, span) for span in scope_spans.spans)
         return trace_service_pb2.ExportTraceServiceResponse()
 
     def trace(self, trace_id: bytes) -> list[tuple[str, Span]]:
-        return [(service, span) for service, span in self.spans if span.trace_id == trace_id]
+        with self._lock:
+            return [(service, span) for service, span in self.spans if span.trace_id == trace_id]
 
 
 def _attribute(span: Span, key: str) -> str:
@@ -52,10 +60,10 @@ def _attribute(span: Span, key: str) -> str:
 async def traced():
     """The receiver, then the suite (services and gateway) exporting to it."""
     receiver = Receiver()
-    server = grpc.aio.server()
+    server = grpc.server(ThreadPoolExecutor(max_workers=4))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
     port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+    server.start()
     try:
         with pytest.MonkeyPatch.context() as env:
             env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
@@ -67,7 +75,7 @@ async def traced():
                 env.undo()
                 yield suite, receiver
     finally:
-        await server.stop(grace=None)
+        server.stop(grace=None)
 
 
 def _traceparent(trace_id: bytes) -> dict[str, str]:
