@@ -7,14 +7,29 @@ STAMP_ENV := $(VENV)/.stamp-env
 STAMP_GEN := gen/.stamp-gen
 STAMP_DEV := $(VENV)/.stamp-dev
 
-.PHONY: setup prosody proto run lint test bench clean token
+.PHONY: setup prosody console chromium proto run lint test bench clean token
 
-setup: $(STAMP_GEN) $(STAMP_DEV) prosody
+setup: $(STAMP_GEN) $(STAMP_DEV) prosody console chromium
 
 # The XMPP server the XMPP bridge's end-to-end tests start (CMD-02): Debian's prosody,
 # installed when missing (non-interactive; nothing is done when it is there).
 prosody:
 	@command -v prosody >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prosody)
+
+# The web console (PLAT-04, README "Console"): npm ci from the committed lock, TypeScript
+# generated from protos/ by buf + protoc-gen-es (both from npm), bundled by esbuild into
+# console/dist; rebuilt only when the lock, the sources or the protos change.
+CONSOLE_SRC := console/package-lock.json console/buf.gen.yaml console/build.mjs console/tsconfig.json \
+	$(shell find console/src console/public -type f -not -path 'console/src/gen/*' 2>/dev/null) $(PROTOS)
+CONSOLE_STAMP := console/dist/.stamp-console
+console: $(CONSOLE_STAMP)
+$(CONSOLE_STAMP): $(CONSOLE_SRC)
+	cd console && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
+	touch $@
+
+# The browser the console's test drives: Debian's chromium, installed when missing.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 # The environment: a venv created from the locked dependency list.
 $(STAMP_ENV): requirements.lock
@@ -68,4 +83,4 @@ token: setup
 	@$(BIN)/kaiwa token $(ARGS)
 
 clean:
-	rm -rf gen gen.tmp gen.old $(VENV) .pytest_cache
+	rm -rf gen gen.tmp gen.old $(VENV) .pytest_cache console/node_modules console/dist console/src/gen

