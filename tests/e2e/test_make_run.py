@@ -59,6 +59,7 @@ def test_plat05_make_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
         KAIWA_DEV_PG_PORT=str(free_port()),
         KAIWA_DEV_NATS_PORT=str(free_port()),
         KAIWA_GATEWAY_PORT=str(free_port()),
+        KAIWA_CONSOLE_PORT=str(free_port()),
         KAIWA_LOG_LEVEL="WARNING",
     )
     for service in MODULES:
@@ -82,6 +83,7 @@ def test_plat05_second_make_run_refuses_busy_ports_and_names_them(tmp_path):
         KAIWA_DEV_PG_PORT=str(free_port()),
         KAIWA_DEV_NATS_PORT=str(free_port()),
         KAIWA_GATEWAY_PORT=str(free_port()),
+        KAIWA_CONSOLE_PORT=str(free_port()),
         KAIWA_LOG_LEVEL="WARNING",
     )
     for service in MODULES:
