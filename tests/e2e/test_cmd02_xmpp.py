@@ -165,6 +165,12 @@ async def signed_in(suite, xmpp, tenant):
     await _xmpp_login(world, "aiko", "aiko.sato")
     agent = XmppAgent(f"{tenant}|aiko.sato@{DOMAIN}", PASSWORD, xmpp.c2s_port)
     assert await agent.login()
+
+    async def bridged() -> bool:  # the bridge took the presence: the agent's session is up
+        got = await world.routing.GetAgent(rt.GetAgentRequest(agent_id=world.agents["aiko"].id), metadata=world.admin)
+        return got.availability == rt.AVAILABILITY_ONLINE
+
+    await eventually(bridged, "the bridge signs the agent in")
     yield world, agent
     if agent.client.is_connected():
         await agent.leave()

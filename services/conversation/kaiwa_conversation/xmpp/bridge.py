@@ -68,6 +68,10 @@ class Bridge(slixmpp.ComponentXMPP):
         self.kaiwa = kaiwa
         self.default_locale = lang_of("", settings.locale)
         self.sessions: dict[str, AgentSession] = {}
+        # The last team message relayed to each (tenant, agent): a new session of the same
+        # agent (a client that signs out and in again at once) resumes after it, so a post
+        # sent in between is not taken for one already seen.
+        self.team_seen: dict[tuple[str, str], int] = {}
         self.names: dict[tuple[str, str], str] = {}  # (tenant, agent id) -> name, as chats show them
         self._locks: dict[str, asyncio.Lock] = {}
         self.register_plugin("xep_0172")  # nicknames with subscription requests
@@ -128,7 +132,7 @@ class Bridge(slixmpp.ComponentXMPP):
                     await session.stop()
                 session = self.sessions[jid] = AgentSession(self, jid, tenant, login.agent_id, login.name)
                 self.names[(tenant, login.agent_id)] = login.name
-                session.start()
+                await session.start()
                 log.info("xmpp agent signed in", extra={"fields": {"jid": jid, "tenant": tenant}})
             return session
 

@@ -48,6 +48,7 @@ class AgentSession:
         self.transfers: set[str] = set()
         self.answered: set[str] = set()  # chats whose offer the agent answered here
         self.tasks: list[asyncio.Task] = []
+        self.team_seq: int | None = None  # the last team message relayed (or seen before sign-in)
 
     # --- credentials and sending ---------------------------------------------------
 
@@ -63,7 +64,15 @@ class AgentSession:
 
     # --- life ----------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Fix what the agent has already seen before anything is relayed, so a team message
+        posted once the sign-in has returned is relayed even if the stream connects later."""
+        try:
+            seen = self.bridge.team_seen.get((self.tenant, self.agent_id))
+            self.team_seq = seen if seen is not None else await self._latest_team_seq()
+            self.bridge.team_seen[(self.tenant, self.agent_id)] = self.team_seq
+        except grpc.aio.AioRpcError as err:
+            log.warning("team messages not listed", extra={"fields": {"code": err.code().name, "agent": self.jid}})
         self.tasks = [
             asyncio.create_task(self._forever("offers", self._offers)),
             asyncio.create_task(self._forever("team", self._team)),
@@ -193,17 +202,24 @@ class AgentSession:
 
     # --- team messages --------------------------------------------------------------
 
-    async def _team(self) -> None:
+    async def _latest_team_seq(self) -> int:
         last = 0
-        while True:  # start after what the agent has already seen
+        while True:
             page = await self.kaiwa.routing.ListTeamMessages(
                 rt.ListTeamMessagesRequest(after_seq=last, limit=500), metadata=self.own(), timeout=DEADLINE
             )
             if page.messages:
                 last = page.messages[-1].seq
             if len(page.messages) < 500:
-                break
-        async for m in self.kaiwa.routing.StreamTeamMessages(rt.StreamTeamMessagesRequest(after_seq=last), metadata=self.own()):
+                return last
+
+    async def _team(self) -> None:
+        if self.team_seq is None:  # routing was away at sign-in: start after what is there now
+            self.team_seq = await self._latest_team_seq()
+        request = rt.StreamTeamMessagesRequest(after_seq=self.team_seq)
+        async for m in self.kaiwa.routing.StreamTeamMessages(request, metadata=self.own()):
+            self.team_seq = max(self.team_seq, m.seq)  # a reconnection resumes after it
+            self.bridge.team_seen[(self.tenant, self.agent_id)] = self.team_seq
             if m.from_agent_id == self.agent_id:
                 continue
             if m.to_agent_id:
