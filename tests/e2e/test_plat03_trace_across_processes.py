@@ -120,10 +120,21 @@ async def test_plat03_one_trace_follows_a_chat_across_processes(traced, tenant):
             assert len(found) <= 1, [(who, s.name) for who, s in receiver.trace(trace_id)]
             return found[0] if found else None
 
-        async def chat_started_consumed():
-            return one("routing", CONSUMER, "consume chat_started") and one("crm_bridge", CONSUMER, "consume chat_started")
+        def published_by_conversation(child: Span | None) -> bool:
+            return child is not None and any(
+                s.span_id == child.parent_span_id for who, s in receiver.trace(trace_id) if who == "conversation"
+            )
 
-        await eventually(chat_started_consumed, "routing and crm_bridge to export their chat_started spans", timeout=30)
+        async def chat_started_exported():
+            # Each process exports on its own schedule: wait for every span the checks read.
+            routing_span = one("routing", CONSUMER, "consume chat_started")
+            return (
+                one("conversation", SERVER, "kaiwa.conversation.v1.ConversationService/StartChat")
+                and published_by_conversation(routing_span)
+                and one("crm_bridge", CONSUMER, "consume chat_started")
+            )
+
+        await eventually(chat_started_exported, "StartChat, its publish and both consumers' spans exported", timeout=30)
         started = one("conversation", SERVER, "kaiwa.conversation.v1.ConversationService/StartChat")
         assert started is not None, [(who, s.name) for who, s in receiver.trace(trace_id)]
         assert started.parent_span_id == start_parent  # the gateway forwarded the caller's context
@@ -142,10 +153,12 @@ async def test_plat03_one_trace_follows_a_chat_across_processes(traced, tenant):
         await _ok(await http.post(f"/v1/chats/{chat['id']}:end", json={}, headers=end_headers))
         end_parent = bytes.fromhex(end_headers["traceparent"].split("-")[2])
 
-        async def chat_ended_consumed():
-            return one("crm_bridge", CONSUMER, "consume chat_ended")
+        async def chat_ended_exported():
+            consumed = one("crm_bridge", CONSUMER, "consume chat_ended")
+            ended_span = one("conversation", SERVER, "kaiwa.conversation.v1.ConversationService/EndChat")
+            return consumed if ended_span is not None and published_by_conversation(consumed) else None
 
-        crm_ended = await eventually(chat_ended_consumed, "crm_bridge to export its chat_ended span", timeout=30)
+        crm_ended = await eventually(chat_ended_exported, "EndChat, its publish and crm_bridge's span exported", timeout=30)
         ended = one("conversation", SERVER, "kaiwa.conversation.v1.ConversationService/EndChat")
         assert ended is not None and ended.parent_span_id == end_parent
         [end_publish] = [
