@@ -11,18 +11,14 @@ of its own; this process is only the client. Needs KAIWA_DATABASE_URL and KAIWA_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import grpc
 
 from bench.bench_conversation import closed_loop, row, serve_echo
+from bench.bench_conversation import server_process as conversation_server_process
 
-ROOT = Path(__file__).resolve().parents[1]
 ECHO = "/bench.Echo/Echo"
 SCHEMA = "bench_ai_assist"
 INFLIGHT = 16
@@ -44,25 +40,9 @@ async def serve_ai(port: int) -> None:
         await runner.stop()
 
 
-@contextlib.contextmanager
 def server_process(mode: str):
-    from kaiwa_common.devservers import free_port
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIWA_LLM_")} | {"KAIWA_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_ai_assist", mode, str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"benchmark server {mode} did not start")
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    # The embedded backend is measured: no LLM endpoint from the caller's environment.
+    return conversation_server_process(mode, "bench.bench_ai_assist", drop_env_prefix="KAIWA_LLM_")
 
 
 def drafts(language: str) -> list[str]:

@@ -76,18 +76,18 @@ async def serve_conversation(port: int) -> None:
 
 
 @contextlib.contextmanager
-def server_process(*args: str):
+def server_process(mode: str, module: str = "bench.bench_conversation", drop_env_prefix: str = ""):
+    """`python -m <module> <mode> <port>` in its own process, until it prints "ready"
+    (every benchmark's servers run this way, apart from the load generator)."""
     from kaiwa_common.devservers import free_port
 
     port = free_port()
-    env = dict(os.environ, KAIWA_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_conversation", *args, str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
-    )
+    env = {k: v for k, v in os.environ.items() if not (drop_env_prefix and k.startswith(drop_env_prefix))}
+    env["KAIWA_LOG_LEVEL"] = "WARNING"
+    proc = subprocess.Popen([sys.executable, "-m", module, mode, str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
-        line = proc.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"benchmark server {args} did not start")
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"benchmark server {module} {mode} did not start")
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()

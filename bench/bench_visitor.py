@@ -27,7 +27,7 @@ import uuid
 
 import grpc
 
-from bench.bench_conversation import closed_loop
+from bench.bench_conversation import closed_loop, server_process
 
 SCHEMA = "bench_visitor"
 VISITORS = 10_000
@@ -233,35 +233,7 @@ async def main() -> None:
 
 
 def server_process_visitor():
-    import contextlib
-    import subprocess
-    from pathlib import Path
-
-    from kaiwa_common.devservers import free_port
-
-    @contextlib.contextmanager
-    def run():
-        port = free_port()
-        env = dict(os.environ, KAIWA_LOG_LEVEL="WARNING")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bench_visitor", "serve-visitor", str(port)],
-            cwd=Path(__file__).resolve().parents[1],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            if proc.stdout.readline().strip() != "ready":
-                raise RuntimeError("the visitor service did not start")
-            yield f"127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    return run()
+    return server_process("serve-visitor", "bench.bench_visitor")
 
 
 if __name__ == "__main__":

@@ -27,13 +27,15 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])
 # Every key of a table: primary keys, unique constraints, foreign keys, and unique indexes
 # (which back the constraints, and also stand alone). Columns in key order; expressions as 0.
 KEYS = """
-SELECT con.conname AS name,
+SELECT con.conname AS name, con.contype::text AS contype,
+       (SELECT a.attname FROM pg_attribute a
+        WHERE a.attrelid = con.confrelid AND a.attnum = con.confkey[1]) AS referenced_first,
        CASE con.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique constraint' ELSE 'foreign key' END AS kind,
        ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, i)
              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.i) AS columns
 FROM pg_constraint con WHERE con.conrelid = $1 AND con.contype IN ('p', 'u', 'f')
 UNION ALL
-SELECT ic.relname, 'unique index',
+SELECT ic.relname, 'i', NULL, 'unique index',
        ARRAY(SELECT coalesce(a.attname, '(expression)') FROM unnest(ix.indkey::int2[]) WITH ORDINALITY k(n, i)
              LEFT JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = k.n ORDER BY k.i)
 FROM pg_index ix JOIN pg_class ic ON ic.oid = ix.indexrelid

@@ -5,7 +5,7 @@
 - role not allowed for the method            -> PERMISSION_DENIED
 - request bytes that do not decode           -> INVALID_ARGUMENT (grpc would say UNKNOWN)
 - a request field no handler may see         -> INVALID_ARGUMENT naming it (validation.py)
-- DomainError raised by a handler            -> its status code and message (STATUS_OF);
+- DomainError raised by a handler            -> its status code and message (statuses.py);
                                                 a field at fault also as google.rpc.BadRequest
 - data the database refuses (class 22)       -> INVALID_ARGUMENT (a backstop: validation
                                                 should have caught it, so it is logged)
@@ -24,17 +24,15 @@ import logging
 import time
 from typing import AsyncIterator, Callable
 
-import asyncpg
 import grpc
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry import propagate, trace
 
 from .auth import Identity, identity_from_metadata, reset_identity, set_identity
 from .config import Settings
-from .db import TRANSIENT_DB_ERRORS
 from .metrics import Metrics
-from .errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated, Unavailable
+from .errors import DomainError, InvalidArgument, PermissionDenied, Unavailable
+from .statuses import abort_domain, abort_for
 from .telemetry import tracer
 from .validation import check_request
 
@@ -42,15 +40,6 @@ log = logging.getLogger("kaiwa.grpc")
 
 PUBLIC = "public"  # policy value for methods that need no token
 EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
-
-STATUS_OF: dict[type[DomainError], grpc.StatusCode] = {
-    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-}
 
 
 class KaiwaInterceptor(grpc.aio.ServerInterceptor):
@@ -135,7 +124,7 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
                 except (grpc.aio.AbortError, asyncio.CancelledError):
                     raise
                 except Exception as exc:
-                    await _abort_for(exc, method, context)
+                    await abort_for(exc, method, context)
                 finally:
                     reset_identity(token)
 
@@ -177,7 +166,7 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
                         except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
                             raise
                         except Exception as exc:
-                            await _abort_for(exc, method, context)
+                            await abort_for(exc, method, context)
                     yield response
             finally:
                 if token is not None:
@@ -194,7 +183,7 @@ class KaiwaInterceptor(grpc.aio.ServerInterceptor):
                 _check_decoded(request)
                 check_request(request)
         except DomainError as exc:
-            await _abort_domain(context, exc)
+            await abort_domain(context, exc)
         return set_identity(identity)
 
 
@@ -216,47 +205,6 @@ def _server_span(method: str, context: grpc.aio.ServicerContext, current: bool =
 
 def _current(span: trace.Span):
     return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
-
-
-async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, trailing_metadata: tuple = ()) -> None:
-    span = trace.get_current_span()
-    span.set_attribute("rpc.grpc.status_code", code.value[0])
-    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN):
-        span.set_status(trace.Status(trace.StatusCode.ERROR, message))
-    await context.abort(code, message, trailing_metadata)
-
-
-async def _abort_domain(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
-    code = STATUS_OF.get(type(exc)) or next(
-        (status for cls, status in STATUS_OF.items() if isinstance(exc, cls)), grpc.StatusCode.INTERNAL
-    )
-    details = () if exc.field is None else (("grpc-status-details-bin", _bad_request(code, exc)),)
-    await _abort(context, code, exc.message, details)
-
-
-def _bad_request(code: grpc.StatusCode, exc: DomainError) -> bytes:
-    """google.rpc.Status with one BadRequest field violation (Google API guidelines, AIP-193)."""
-    violation = error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.message)
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=exc.message)
-    status.details.add().Pack(error_details_pb2.BadRequest(field_violations=[violation]))
-    return status.SerializeToString()
-
-
-async def _abort_for(exc: Exception, method: str, context: grpc.aio.ServicerContext) -> None:
-    if isinstance(exc, DomainError):
-        await _abort_domain(context, exc)
-    if isinstance(exc, asyncpg.DataError):
-        # The database refused the caller's data: still the caller's mistake, never INTERNAL.
-        log.warning("database refused request data", extra={"fields": {"method": method, "error": repr(exc)}})
-        await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid value: {exc}")
-    if isinstance(exc, TRANSIENT_DB_ERRORS):
-        log.warning("database unavailable", extra={"fields": {"method": method, "error": repr(exc)}})
-        await _abort(context, grpc.StatusCode.UNAVAILABLE, "database unavailable, retry shortly")
-    # A defect of ours, not the caller's: logged with the trace id, answered as INTERNAL.
-    log.exception("unhandled error", extra={"fields": {"method": method}})
-    span_context = trace.get_current_span().get_span_context()
-    reference = f" (trace {span_context.trace_id:032x})" if span_context.is_valid else ""
-    await _abort(context, grpc.StatusCode.INTERNAL, f"internal error{reference}")
 
 
 class _Undecodable:

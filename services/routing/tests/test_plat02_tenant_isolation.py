@@ -1,5 +1,6 @@
-"""PLAT-02 in routing: every row carries its tenant and every key starts with it (a schema
-distributed by tenant), and another tenant's ids are NOT_FOUND and change nothing."""
+"""PLAT-02 in routing: another tenant's ids are NOT_FOUND and change nothing. (That every
+row carries its tenant and every key starts with it is checked for all services by
+tests/backbone/test_plat02_tenant_keys.py.)"""
 
 from __future__ import annotations
 
@@ -10,41 +11,6 @@ from kaiwa.routing.v1 import routing_pb2 as pb
 
 from services.routing.tests.kit import Kit
 from tests.fixtures import auth, status_of
-
-# Not tenant data: the outbox, consumers' and timers' bookkeeping, migrations, request ids.
-INFRASTRUCTURE = {"outbox", "processed_events", "dead_letters", "timers", "schema_migrations", "request_ids"}
-
-
-async def test_plat02_every_routing_table_carries_the_tenant_first_in_every_key(routing_service, db):
-    tables = {
-        r["relname"]: r["oid"]
-        for r in await db.fetch(
-            "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'routing' AND c.relkind IN ('r', 'p')"
-        )
-        if r["relname"] not in INFRASTRUCTURE
-    }
-    assert {"departments", "agents", "chats", "offers", "transfers", "transfer_declines", "team_messages"} <= set(tables)
-    for name, oid in tables.items():
-        tenant = await db.fetchrow(
-            "SELECT attnum, attnotnull FROM pg_attribute WHERE attrelid = $1 AND attname = 'tenant' AND NOT attisdropped", oid
-        )
-        assert tenant is not None and tenant["attnotnull"], f"{name}: no tenant NOT NULL column"
-        keys = await db.fetch(
-            "SELECT con.conname, con.contype::text AS kind, con.conkey[1] AS first, con.confkey[1] AS referenced_first, "
-            "(SELECT attnum FROM pg_attribute WHERE attrelid = con.confrelid AND attname = 'tenant') AS referenced_tenant "
-            "FROM pg_constraint con WHERE con.conrelid = $1 AND con.contype IN ('p', 'u', 'f')",
-            oid,
-        )
-        assert any(k["kind"] == "p" for k in keys), f"{name}: no primary key"
-        for key in keys:
-            assert key["first"] == tenant["attnum"], f"{name}.{key['conname']} does not start with tenant"
-            if key["kind"] == "f":
-                assert key["referenced_first"] == key["referenced_tenant"], f"{name}.{key['conname']} references no tenant"
-        for index in await db.fetch(
-            "SELECT indexrelid::regclass::text AS name, indkey[0] AS first FROM pg_index WHERE indrelid = $1 AND indisunique", oid
-        ):
-            assert index["first"] == tenant["attnum"], f"{name}: unique index {index['name']} does not start with tenant"
 
 
 async def test_plat02_another_tenants_ids_are_not_found_and_change_nothing(kit, tenant, events):

@@ -8,7 +8,7 @@ from kaiwa.visitor.v1 import visitor_pb2_grpc
 
 from kaiwa_common.auth import current_identity
 from kaiwa_common.errors import InvalidArgument, NotFound, Unauthenticated, parse_uuid
-from kaiwa_common.interceptor import STATUS_OF
+from kaiwa_common.statuses import status_of
 from kaiwa_common.protobuf import enum_name, timestamp
 
 from . import blocking, handlers, lists, profiles, settings, streams, tracking, triggers
@@ -194,8 +194,8 @@ class VisitorApi(visitor_pb2_grpc.VisitorServiceServicer):
 
 
 def _status_name(exc) -> str:
-    code = next((status for cls, status in STATUS_OF.items() if isinstance(exc, cls)), None)
-    return code.name if code is not None else "INVALID_ARGUMENT"
+    code = status_of(exc)
+    return "INVALID_ARGUMENT" if code == code.INTERNAL else code.name
 
 
 def _required(value: str, name: str) -> str:
