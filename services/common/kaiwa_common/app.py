@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +32,7 @@ from .logs import setup_logging
 from .metrics import Metrics
 from .migrations import migrate
 from .outbox import Outbox, OutboxRelay
+from .retention import retention_period, run_pruning
 from .telemetry import client_interceptors, setup_tracing
 from .timers import TimerHandler, TimerRunner
 
@@ -194,6 +196,9 @@ class ServiceRunner:
         timer_handlers = self.spec.timers(ctx)
         if timer_handlers:
             loops.append(TimerRunner(ctx.pool, timer_handlers, self.settings.timer_poll_interval).run)
+        loops.append(
+            partial(run_pruning, ctx.pool, retention_period(self.settings.retention_days), self.settings.retention_interval)
+        )
         loops.extend(self.spec.workers(ctx))
         self._tasks = [asyncio.create_task(loop(self._stop)) for loop in loops]
 

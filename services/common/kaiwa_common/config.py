@@ -55,6 +55,10 @@ class Settings:
     trace_sql: bool = field(default_factory=lambda: _env("KAIWA_TRACE_SQL", "1") != "0")
     # JetStream replicas of each stream (3 on a three-node NATS cluster; 1 on one server).
     stream_replicas: int = field(default_factory=lambda: int(_env("KAIWA_STREAM_REPLICAS", "1")))
+    # Applied event ids and client request ids are kept this long (never below the streams'
+    # age, see retention.py), pruned every retention_interval seconds.
+    retention_days: float = field(default_factory=lambda: float(_env("KAIWA_RETENTION_DAYS", "8")))
+    retention_interval: float = field(default_factory=lambda: float(_env("KAIWA_RETENTION_INTERVAL", "3600")))
 
     def port(self, service: str) -> int:
         return int(_env(f"KAIWA_{service.upper()}_PORT", str(DEFAULT_PORTS[service])))

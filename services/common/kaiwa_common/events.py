@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from google.protobuf.message import Message
 from kaiwa.events.v1.envelope_pb2 import Event
@@ -40,6 +40,10 @@ def stream_name(prefix: str, source: str) -> str:
     return f"{prefix}_{source}".upper().replace(".", "_").replace("-", "_")
 
 
+# How long a stream keeps an event: the longest an event can be redelivered after.
+STREAM_MAX_AGE = timedelta(days=7)
+
+
 async def ensure_streams(js, prefix: str, replicas: int = 1) -> None:
     """One stream per producing service, holding its events (idempotent); `replicas`
     copies of each on a NATS cluster (KAIWA_STREAM_REPLICAS)."""
@@ -52,7 +56,7 @@ async def ensure_streams(js, prefix: str, replicas: int = 1) -> None:
             subjects=[f"{prefix}.{source}.>"],
             storage=StorageType.FILE,
             duplicate_window=600.0,
-            max_age=7 * 86400.0,
+            max_age=STREAM_MAX_AGE.total_seconds(),
             num_replicas=replicas,
         )
         try:
