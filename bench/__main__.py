@@ -1,7 +1,10 @@
 """`make bench`: every benchmark, each printing its figures next to a same-run baseline.
 
 Starts its own PostgreSQL and NATS (unless KAIWA_DATABASE_URL / KAIWA_NATS_URL are set).
-Benchmarks never fail on speed; they report.
+Benchmarks never fail on speed; they report. `make bench ONLY=<part of a name>` runs only
+those (e.g. ONLY=mixed, ONLY=stored, ONLY=conversation). The whole-suite benchmarks
+(bench.mixed, bench.stored) return their figures, which bench.report merges into
+bench/results.json and the README's table.
 """
 
 from __future__ import annotations
@@ -14,9 +17,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import report
 from kaiwa_common.devservers import start_missing_servers, stop_servers
 
-BENCHMARKS = ["bench.bench_conversation", "bench.bench_routing", "bench.bench_ai_assist", "bench.bench_visitor"]
+BENCHMARKS = [
+    "bench.bench_conversation",
+    "bench.bench_routing",
+    "bench.bench_ai_assist",
+    "bench.bench_visitor",
+    "bench.mixed",
+    "bench.stored",
+]
 
 
 def main() -> None:
@@ -25,11 +36,16 @@ def main() -> None:
     try:
         os.environ.setdefault("KAIWA_LOG_LEVEL", "WARNING")
         only = sys.argv[1:]
+        sections = {}
         for name in BENCHMARKS:
             if only and not any(o in name for o in only):
                 continue
             print(f"\n=== {name} ===", flush=True)
-            asyncio.run(importlib.import_module(name).main())
+            figures = asyncio.run(importlib.import_module(name).main())
+            if figures:
+                sections[name.removeprefix("bench.")] = figures
+        if sections:
+            report.publish(sections)
     finally:
         stop_servers(started)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -127,9 +127,9 @@ async def set_online(stub, tenant: str, agent_id: str) -> None:
     )
 
 
-async def wait_count(db, query: str, tenant: str, want: int, timeout: float = 120) -> None:
+async def wait_count(db, query: str, tenant: str, want: int, timeout: float = 120, more_args: tuple = ()) -> None:
     deadline = time.monotonic() + timeout
-    while await db.fetchval(query, tenant) < want:
+    while await db.fetchval(query, tenant, *more_args) < want:
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {want}: {query}")
         await asyncio.sleep(0.05)
