@@ -8,6 +8,7 @@ export { ConversationService } from "./gen/kaiwa/conversation/v1/conversation_pb
 export { RoutingService } from "./gen/kaiwa/routing/v1/routing_pb";
 export { VisitorService } from "./gen/kaiwa/visitor/v1/visitor_pb";
 export { AiAssistService } from "./gen/kaiwa/ai_assist/v1/ai_assist_pb";
+export { CrmBridgeService } from "./gen/kaiwa/crm_bridge/v1/crm_bridge_pb";
 
 /** The gateway's URL: ?gateway=..., else what the console's server says in config.json. */
 export async function gatewayUrl(): Promise<string> {
@@ -67,4 +68,15 @@ export function typingNotifier(send: (typing: boolean) => Promise<unknown>) {
       send(false).catch(report);
     }, 3000);
   };
+}
+
+/** Runs `probe` now and then every `ms` (for lists the services offer no stream of). */
+export function every(ms: number, probe: () => Promise<unknown>) {
+  const run = () => probe().catch(report).finally(() => window.setTimeout(run, ms));
+  run();
+}
+
+/** A definition list of the rows that have a value (visitor details, CRM fields). */
+export function definitions(rows: [string, string][]): HTMLElement[] {
+  return rows.filter(([, value]) => value).flatMap(([term, value]) => [el("dt", "", term), el("dd", "", value)]);
 }

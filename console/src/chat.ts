@@ -4,7 +4,7 @@ import type { Client } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConversationService } from "./api";
 import { el, report, time } from "./api";
-import { ChatState, SenderKind, type ChatEvent, type Message } from "./gen/kaiwa/conversation/v1/conversation_pb";
+import { ChatState, SenderKind, type Chat, type ChatEvent, type Message } from "./gen/kaiwa/conversation/v1/conversation_pb";
 
 const WHO: Record<number, string> = {
   [SenderKind.VISITOR]: "visitor",
@@ -21,12 +21,15 @@ export interface ChatViewOptions {
   me: SenderKind; // whose messages are "mine"
   onSystem?: (message: Message) => void; // e.g. page_pushed on the visitor's side
   onEnded?: () => void;
+  onChat?: (chat: Chat) => void; // every new state of the chat (owner, countdown, members)
 }
 
 export class ChatView {
   private lastSeq = 0n;
   private seen = new Set<string>();
   private abort = new AbortController();
+  /** Whether an end countdown runs (visitor input then cancels it: CONV-06). */
+  countdownRunning = false;
 
   constructor(
     private conv: Client<typeof ConversationService>,
@@ -72,6 +75,7 @@ export class ChatView {
       }
       case "countdown": {
         const left = event.value.secondsLeft;
+        this.countdownRunning = left > 0;
         this.o.countdown.textContent = left > 0 ? `This chat ends in ${left} s` : "";
         break;
       }
@@ -84,6 +88,7 @@ export class ChatView {
       case "chat": {
         const chat = event.value;
         if (this.o.queue && chat.state !== ChatState.QUEUED) this.o.queue.textContent = "";
+        this.countdownRunning = chat.countdownEndsAt !== undefined;
         if (chat.countdownEndsAt) {
           const left = Math.max(0, Math.round((timestampDate(chat.countdownEndsAt).getTime() - Date.now()) / 1000));
           this.o.countdown.textContent = `This chat ends in ${left} s`;
@@ -92,6 +97,7 @@ export class ChatView {
           this.o.countdown.textContent = "The chat has ended.";
           this.o.onEnded?.();
         }
+        this.o.onChat?.(chat);
         break;
       }
     }

@@ -1,5 +1,6 @@
 // The visitor widget: a visitor token from the widget key, StartChat, then the chat
-// live (queue position, typing, countdown, a page the agent pushes).
+// live (queue position, typing, countdown, a page the agent pushes). Any input while the
+// end countdown runs cancels it (CONV-06: the service does so on the visitor's typing).
 import { $, ConversationService, VisitorService, connect, gatewayUrl, report, typingNotifier } from "./api";
 import { ChatView } from "./chat";
 import { Channel, SenderKind, type Message } from "./gen/kaiwa/conversation/v1/conversation_pb";
@@ -27,6 +28,7 @@ async function start() {
     channel: Channel.WEB,
     departmentId: params.get("department") ?? "",
     visitorName: $<HTMLInputElement>("name").value,
+    visitorEmail: $<HTMLInputElement>("email").value.trim(),
     question: $<HTMLInputElement>("question").value,
   });
   $("start").hidden = true;
@@ -44,7 +46,13 @@ async function start() {
   view.follow(true).catch(report);
 
   const input = $<HTMLInputElement>("text");
-  input.addEventListener("input", typingNotifier((typing) => conv.notifyTyping({ chatId: chat.id, typing })));
+  const notify = (typing: boolean) => conv.notifyTyping({ chatId: chat.id, typing });
+  const typing = typingNotifier(notify);
+  input.addEventListener("input", () => {
+    // The notifier tells only the start of a burst of keys; a countdown needs every one.
+    if (view.countdownRunning) notify(true).catch(report);
+    typing();
+  });
   $("compose").addEventListener("submit", (e) => {
     e.preventDefault();
     const text = input.value.trim();
