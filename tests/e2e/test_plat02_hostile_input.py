@@ -13,26 +13,13 @@ import grpc
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from google.rpc import error_details_pb2, status_pb2
-from kaiwa.ai_assist.v1 import ai_assist_pb2
-from kaiwa.conversation.v1 import conversation_pb2
-from kaiwa.crm_bridge.v1 import crm_bridge_pb2
-from kaiwa.routing.v1 import routing_pb2
-from kaiwa.visitor.v1 import visitor_pb2
-from google.protobuf import message_factory
-
 from kaiwa_common.validation import MAX_STRING
+from tests.e2e.contracts import NEVER, call, methods, refused_by_policy, request_class
 from tests.e2e.suite import Suite
 from tests.fixtures import auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-SERVICES = {
-    "routing": routing_pb2.DESCRIPTOR.services_by_name["RoutingService"],
-    "conversation": conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"],
-    "visitor": visitor_pb2.DESCRIPTOR.services_by_name["VisitorService"],
-    "crm_bridge": crm_bridge_pb2.DESCRIPTOR.services_by_name["CrmBridgeService"],
-    "ai_assist": ai_assist_pb2.DESCRIPTOR.services_by_name["AiAssistService"],
-}
 ODD_STRINGS = [
     "'; DROP TABLE chats; --",
     "\u202eevil\u202c",
@@ -44,14 +31,6 @@ ODD_STRINGS = [
     "%s%n{0}",
 ]
 ODD_NUMBERS = [-1, 2**31, -(2**31) - 1, 2**62]
-NEVER = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
-
-
-def _methods():
-    for service, descriptor in SERVICES.items():
-        for method in descriptor.methods:
-            if not method.client_streaming:
-                yield service, descriptor, method
 
 
 def _scalar_paths(message_type, prefix="", depth=0):
@@ -71,7 +50,7 @@ def _scalar_paths(message_type, prefix="", depth=0):
 
 def _request(method, path: str, value):
     """A request with only `path` set to `value`, and the path as the server names it."""
-    request = message_factory.GetMessageClass(method.input_type)()
+    request = request_class(method)()
     *parents, leaf = path.split(".")
     target, named = request, []
     for name in parents:
@@ -87,27 +66,9 @@ def _request(method, path: str, value):
     return request, ".".join(named)
 
 
-def _refused_role(err) -> bool:
-    return err is not None and err.code() == grpc.StatusCode.PERMISSION_DENIED and "may not call" in err.details()
-
-
 async def _call(suite: Suite, service: str, descriptor, method, request, metadata):
-    """The status code of one call (OK for a served call or a stream that started)."""
-    path = f"/{descriptor.full_name}/{method.name}"
-    response_class = message_factory.GetMessageClass(method.output_type)
-    kwargs = dict(request_serializer=lambda m: m.SerializeToString(), response_deserializer=response_class.FromString)
-    channel = suite.channel(service)
-    try:
-        if method.server_streaming:
-            call = channel.unary_stream(path, **kwargs)(request, metadata=metadata, timeout=1)
-            async for _ in call:
-                break
-            call.cancel()
-        else:
-            await channel.unary_unary(path, **kwargs)(request, metadata=metadata, timeout=10)
-    except grpc.aio.AioRpcError as err:
-        return err
-    return None
+    """The error of one call (None for a served call or a stream that started)."""
+    return (await call(suite.channel(service), descriptor, method, request, metadata))[1]
 
 
 def _field_violations(err: grpc.aio.AioRpcError) -> list[str]:
@@ -139,7 +100,7 @@ def _roles(tenant):
 async def test_plat02_nul_oversized_and_unknown_enums_are_invalid_argument_naming_the_field(suite, tenant):
     roles = list(_roles(tenant).values())
     checked, wrong = 0, []
-    for service, descriptor, method in _methods():
+    for service, descriptor, method in methods():
         for path, field in _scalar_paths(method.input_type):
             if field.type == FieldDescriptor.TYPE_STRING:
                 bad_values = ["a\x00b", "y" * (MAX_STRING + 1)]
@@ -151,7 +112,7 @@ async def test_plat02_nul_oversized_and_unknown_enums_are_invalid_argument_namin
                 request, expected = _request(method, path, value)
                 for metadata in roles:  # the first role the method admits
                     err = await _call(suite, service, descriptor, method, request, metadata)
-                    if not _refused_role(err):
+                    if not refused_by_policy(err):
                         break
                 if (
                     err is None
@@ -168,7 +129,7 @@ async def test_plat02_nul_oversized_and_unknown_enums_are_invalid_argument_namin
 async def test_plat02_odd_values_under_every_role_are_never_internal(suite, tenant):
     called, wrong = 0, []
     for role, metadata in _roles(tenant).items():
-        for service, descriptor, method in _methods():
+        for service, descriptor, method in methods():
             for path, field in _scalar_paths(method.input_type):
                 if field.type == FieldDescriptor.TYPE_STRING:
                     values = ODD_STRINGS

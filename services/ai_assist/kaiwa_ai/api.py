@@ -43,7 +43,7 @@ class AiAssistApi(ai_assist_pb2_grpc.AiAssistServiceServicer):
         locale = request.locale.strip().lower().split("-", 1)[0] or "en"
         if locale not in ("ja", "en"):
             raise InvalidArgument(f"locale {request.locale!r} is not supported: use ja or en", field="locale")
-        found = await self.assistant.suggest_tone(current_identity().tenant, chat_id, limit, locale)
+        found = await self.assistant.suggest_tone(current_identity(), chat_id, limit, locale)
         return _suggestion_to_pb(found)
 
 

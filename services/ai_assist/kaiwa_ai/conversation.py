@@ -51,6 +51,20 @@ class ConversationReader:
                 break
         return found
 
+    async def require_member(self, tenant: str, chat_id: str, agent_id: str) -> None:
+        """An agent reads a chat only when in it: its agent or an invited one who has not
+        left (the rule conversation applies to agents acting in a chat)."""
+        stub = ConversationServiceStub(self.ctx.channel("conversation"))
+        try:
+            chat = await stub.GetChat(
+                cpb.GetChatRequest(chat_id=chat_id), metadata=self.ctx.service_metadata(tenant), timeout=self.deadline
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _domain_error(err, chat_id) from None
+        members = {chat.agent_id} | {p.agent_id for p in chat.participants if p.role != "former"}
+        if agent_id not in members:
+            raise PermissionDenied(f"agent {agent_id} is not in chat {chat_id}")
+
     async def _page(self, stub, tenant: str, chat_id: str, token: str, ends_at: float) -> cpb.ListMessagesResponse:
         request = cpb.ListMessagesRequest(chat_id=chat_id, page_size=PAGE, page_token=token)
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from kaiwa_common.auth import AGENT, Identity
 from kaiwa_common.errors import Unavailable
 
 from .config import AiSettings
@@ -120,7 +121,10 @@ class Assistant:
             fallback_reason=reason,
         )
 
-    async def suggest_tone(self, tenant: str, chat_id: str, limit: int, locale: str) -> ToneSuggestion:
+    async def suggest_tone(self, caller: Identity, chat_id: str, limit: int, locale: str) -> ToneSuggestion:
+        tenant = caller.tenant
+        if caller.role == AGENT:  # admins oversee every chat; agents see their own
+            await self.conversation.require_member(tenant, chat_id, caller.sub)
         found = await self.conversation.customer_messages(tenant, chat_id, limit)
         scored = []
         for message in found:
