@@ -7,7 +7,6 @@ folder the caller chooses; the same folder and port find the same data again.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pwd
 import shutil
@@ -24,20 +23,15 @@ from pathlib import Path
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 PG_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
-PR_SET_PDEATHSIG = 1
 
 
-def _dies_with_parent(sig: int):
-    """A preexec hook: the server gets `sig` when the process that started it dies, so a
-    killed test run or `make run` leaves no server behind (Linux; elsewhere a no-op)."""
-
-    def hook() -> None:
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-        except (AttributeError, OSError):
-            pass
-
-    return hook
+def _dying_with_parent(args: list[str], sig: signal.Signals) -> list[str]:
+    """`args` run so that the server gets `sig` when the process that started it dies, so a
+    killed test run or `make run` leaves no server behind (Linux's setpriv; elsewhere as is).
+    Not a preexec_fn: that runs Python in the fork of a process with threads (gRPC's), and
+    the child crashed (SIGSEGV, before exec) when a fault test restarted a server."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", sig.name.removeprefix("SIG"), "--", *args] if setpriv else args
 
 
 def free_port() -> int:
@@ -107,8 +101,8 @@ class LocalPostgres:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log = open(self.data_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
-            args, stdout=log, stderr=log, user=self._user, start_new_session=True, preexec_fn=_dies_with_parent(signal.SIGINT)
-        )  # fast shutdown
+            _dying_with_parent(args, signal.SIGINT), stdout=log, stderr=log, user=self._user, start_new_session=True
+        )  # SIGINT: fast shutdown
         self._wait_ready()
         self._create_database()
         return self
@@ -208,11 +202,12 @@ class LocalNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.store_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
-            [self.binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+            _dying_with_parent(
+                [self.binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)], signal.SIGTERM
+            ),
             stdout=log,
             stderr=log,
             start_new_session=True,
-            preexec_fn=_dies_with_parent(signal.SIGTERM),
         )
         _wait_for_port(self.port, self.proc, "nats-server")
         return self
