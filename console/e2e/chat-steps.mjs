@@ -5,7 +5,7 @@ import { env, shot, signIn, timeout } from "./browser.mjs";
 export const MARKUP = "<img src=x onerror=alert(1)><b>bold</b>";
 const QUESTION = "Do you ship to Osaka?";
 
-/** Returns the CRM panel's text once the lead's company shows in it. */
+/** Returns the CRM panel's texts once the lead's company shows in it. */
 export async function startAndAccept(agent, visitor) {
   await signIn(agent, "Aiko");
   await visitor.fill("#email", env("KAIWA_VISITOR_EMAIL"));
@@ -17,7 +17,8 @@ export async function startAndAccept(agent, visitor) {
   await agent.locator("#visitor dt", { hasText: "Browser" }).waitFor({ timeout });
   await agent.locator("#crm dd", { hasText: "Osaka Trading" }).waitFor({ timeout });
   await shot(agent, "agent-crm");
-  return agent.textContent("#crm");
+  const text = (selector) => agent.textContent(selector);
+  return { summary: await text("#crm-message"), record: await text("#crm"), deals: await text("#crm-deals") };
 }
 
 /** The agent's typing, then their reply, reach the visitor live; the visitor answers. */

@@ -34,7 +34,7 @@ async function signIn() {
   const team = new TeamTools(clients, colleagues, myId);
   pane.listeners.push((chat) => visitor.show(chat), (chat) => team.update(chat));
   await colleagues.refresh();
-  new Inbox(clients, colleagues, myId, (chatId) => pane.open(chatId)).start();
+  new Inbox(clients, colleagues, myId, (chatId) => pane.open(chatId), () => pane.chatId).start();
 }
 
 $("online").addEventListener("click", () => {

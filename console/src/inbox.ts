@@ -17,6 +17,7 @@ export class Inbox {
     private colleagues: Colleagues,
     private myId: string,
     private open: (chatId: string) => Promise<void>,
+    private openChatId: () => string,
   ) {}
 
   start() {
@@ -83,13 +84,13 @@ export class Inbox {
   private async showMyChats() {
     const { chats } = await this.c.conv.listAgentChats({ pageSize: 20 });
     const mine = chats.filter((h) => isOpenFor(h, this.myId));
-    const key = mine.map((h) => h.chat!.id).join();
+    const key = `${mine.map((h) => h.chat!.id).join()}/${this.openChatId()}`;
     if (key === this.shown.chats) return;
     this.shown.chats = key;
     $("my-chats").replaceChildren(
       ...mine.map((h) => {
         const chat = h.chat!;
-        const row = el("li", "my-chat");
+        const row = el("li", chat.id === this.openChatId() ? "my-chat current" : "my-chat");
         row.id = `my-chat-${chat.id}`;
         row.append(el("span", "question", `${chat.visitorName || "Visitor"}: ${chat.question}`));
         row.append(button("open", "Open", () => this.open(chat.id)));

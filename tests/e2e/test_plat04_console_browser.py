@@ -53,6 +53,9 @@ async def add_crm_lead(suite: Suite, tenant: str) -> None:
         email=VISITOR_EMAIL,
         name="Hana Suzuki",
         fields={"company": "Osaka Trading", "phone": "06-1234-5678", "status": "Contacted"},
+        deals=[
+            crm.Deal(name="Osaka shipping contract", stage="Negotiation", amount=1200000, closing_date="2027-01-31", open=True)
+        ],
     )
     await crm_grpc.CrmBridgeServiceStub(suite.channel("crm_bridge")).UpsertRecord(request, metadata=admin, timeout=10)
 
@@ -101,7 +104,8 @@ async def test_plat04_rout06_rout07_conv06_crm02_console_in_a_browser(tenant):
     assert result["rewritten"] == f"Rewritten: {DRAFT}"  # the fake LLM's answer, shown in the draft box
     assert any("polite" in body and DRAFT in body for body in asked), asked  # the tone picked in the menu
     assert result["markup"] == {"agent": MARKUP, "visitor": MARKUP}  # shown as text, no element made
-    assert "Osaka Trading" in result["crm"]
+    assert "Osaka Trading" in result["crm"]["record"] and "06-1234-5678" in result["crm"]["record"]
+    assert "Osaka shipping contract" in result["crm"]["deals"] and "1 open deal" in result["crm"]["summary"]
     assert result["ended"] == {"agent": "The chat has ended.", "visitor": "The chat has ended."}
     for screen in SCREENS:
         assert (SHOTS / f"{screen}.png").stat().st_size > 0, screen
