@@ -68,7 +68,8 @@ async def run_chat(load, department: str, queued: bool) -> None:
         agent_id, offered_at, assigned_at = await asyncio.wait_for(assignment, load.config["assign_timeout"])
         rec.latencies["StartChat to offer"].append(offered_at - began)
         if shown is not None:
-            rec.queue_waits.append((shown[0], assigned_at - shown[1]))
+            # Accepted before the estimate came back: it was shown for no wait at all.
+            rec.queue_waits.append((shown[0], max(0.0, assigned_at - shown[1])))
         if not await watcher.until(lambda w: w.state == conv.CHAT_STATE_OPEN, 30):
             rec.counts["chats never open"] += 1
             return

@@ -59,7 +59,8 @@ async def run_load(suite: Suite, monitor: ProcessMonitor, rate: float, seconds: 
     if code != 0:
         raise RuntimeError(f"the load generator exited with {code}")
     result = json.loads(Path(config["output"]).read_text())
-    result["offered"] = {"chats_per_s": rate, "messages_per_s": rate * 15, "page_views_per_s": rate * 50}
+    chats = rate + config["queue_rate"]  # both departments; 15 messages a chat on average
+    result["offered"] = {"chats_per_s": chats, "messages_per_s": chats * 15, "page_views_per_s": rate * config["views_per_chat"]}
     result["processes"] = processes
     print_load(rate, result)
     return result
@@ -115,7 +116,7 @@ def watch_suite(monitor: ProcessMonitor, suite: Suite) -> None:
         monitor.watch(name, proc.pid)
     monitor.watch("postgresql", listener_pid(suite.env["KAIWA_DATABASE_URL"]))
     monitor.watch("nats", listener_pid(suite.env["KAIWA_NATS_URL"]))
-    monitor.watch("bench driver (+ LLM stand-in)", os.getpid())
+    monitor.watch("bench driver (+ LLM stand-in)", os.getpid(), with_children=False)
 
 
 async def main() -> dict:

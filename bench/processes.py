@@ -28,15 +28,17 @@ class ProcessMonitor:
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
         self.watched: dict[str, psutil.Process] = {}
+        self._with_children: dict[str, bool] = {}
         self._samples: dict[str, list[tuple[float, float]]] = {}  # name -> [(cpu %, rss MB)]
         self._cpu_seen: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def watch(self, name: str, pid: int | None) -> None:
+    def watch(self, name: str, pid: int | None, with_children: bool = True) -> None:
         if pid is not None:
             self.watched[name] = psutil.Process(pid)
+            self._with_children[name] = with_children
 
     def start(self) -> "ProcessMonitor":
         self._thread = threading.Thread(target=self._run, name="process-monitor", daemon=True)
@@ -68,18 +70,21 @@ class ProcessMonitor:
             now = time.monotonic()
             elapsed, last = now - last, now
             for name, process in list(self.watched.items()):
-                sample = self._sample(process, elapsed)
+                sample = self._sample(process, elapsed, self._with_children.get(name, True))
                 if sample is not None:
                     with self._lock:
                         self._samples.setdefault(name, []).append(sample)
 
-    def _sample(self, process: psutil.Process, elapsed: float) -> tuple[float, float] | None:
-        """CPU % since the last sample and RSS in MB, over the process and its children."""
-        cpu, rss = 0.0, 0
+    def _sample(self, process: psutil.Process, elapsed: float, with_children: bool) -> tuple[float, float] | None:
+        """CPU % since the last sample and RSS in MB, over the process (and its children);
+        None once the process has exited."""
         try:
-            family = [process, *process.children(recursive=True)]
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return None
+            family = [process, *process.children(recursive=True)] if with_children else [process]
         except psutil.Error:
             return None
+        cpu, rss = 0.0, 0
         for member in family:
             try:
                 times = member.cpu_times()
