@@ -4,19 +4,18 @@
 # `python -m kaiwa_<service>.main` and migrates first with
 # `python -m kaiwa_common.migrate_only <service>` (deploy/base).
 #
-# Two stages: `build` installs the runtime requirements only (requirements.in up to
-# "# Tests", without the local dev servers; versions pinned by requirements.lock) into a
-# virtualenv and generates the contracts; the final stage copies the virtualenv and the
-# code, runs as a non-root user and needs no writable root filesystem (bytecode is
-# compiled at build time; /tmp is an emptyDir in the manifests).
+# Two stages: `build` installs the runtime requirements only (picked from requirements.in
+# by deploy/tools/runtime_requirements.py: up to "# Tests", without the local dev servers;
+# versions pinned by requirements.lock) into a virtualenv and generates the contracts; the
+# final stage copies the virtualenv and the code without tests, runs as a non-root user and
+# needs no writable root filesystem (bytecode is compiled at build time; /tmp is an
+# emptyDir in the manifests). tests/deploy/test_plat05_image.py checks it without Docker.
 
 FROM python:3.11-slim AS build
 WORKDIR /app
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY requirements.in requirements.lock ./
-# runtime-filter
-RUN awk '/^# Tests/{stop=1} /^# Local servers/{skip=1; next} /^# XMPP/{skip=0} !stop && !skip && !/^#/ && NF' requirements.in > requirements-runtime.in \
-    && grep -v '^-' requirements.lock > constraints.txt \
+COPY requirements.in requirements.lock deploy/tools/runtime_requirements.py ./
+RUN python runtime_requirements.py requirements.in requirements.lock . \
     && python -m venv /opt/venv \
     && /opt/venv/bin/pip install -c constraints.txt -r requirements-runtime.in setuptools
 COPY pyproject.toml ./

@@ -5,7 +5,8 @@ The cluster rendering of deploy/gateway/envoy.yaml.tmpl (the same template `make
 tests/e2e render for local runs): listening on 0.0.0.0:8080, the services by their
 Service DNS names and ports, the descriptor set and the JWT key set read from files that
 the Deployment mounts (the descriptor from the ConfigMap kustomize generates next to the
-config, the key set from the Secret `kaiwa-secrets`, key KAIWA_GATEWAY_JWKS).
+config, the key set from the Secret `kaiwa-secrets`, key KAIWA_GATEWAY_JWKS), spans sent
+to the in-cluster OpenTelemetry Collector, one trusted proxy (the Ingress) in front.
 tests/deploy checks both files are current.
 """
 
@@ -25,6 +26,10 @@ PORT = 8080
 CONFIG_DIR = "/etc/envoy/config"  # the ConfigMap: envoy.yaml and kaiwa.pb
 JWKS_FILE = "/etc/envoy/jwks/jwks.json"  # from the Secret
 CORS_ORIGIN_REGEX = ".*"  # tokens travel in a header, not cookies; narrow it per site if wanted
+# Clients arrive through one proxy, the Ingress (deploy/overlays/prod/ingress.yaml), which
+# appends their address to X-Forwarded-For; Envoy takes that entry as the client.
+XFF_TRUSTED_HOPS = 1
+COLLECTOR = ("otel-collector", 4317)  # deploy/base/otel-collector.yaml, OTLP/gRPC
 
 _JWKS_SENTINEL = "@JWKS@"
 
@@ -36,6 +41,9 @@ def render() -> str:
         "DESCRIPTOR": f"{CONFIG_DIR}/kaiwa.pb",
         "JWKS": _JWKS_SENTINEL,
         "CORS_ORIGIN_REGEX": CORS_ORIGIN_REGEX,
+        "XFF_TRUSTED_HOPS": str(XFF_TRUSTED_HOPS),
+        "OTLP_HOST": COLLECTOR[0],
+        "OTLP_PORT": str(COLLECTOR[1]),
     }
     for name, (_module, key, port, *_rest) in SERVICES.items():
         values[f"{key.upper()}_HOST"] = name  # the Service's DNS name in the namespace

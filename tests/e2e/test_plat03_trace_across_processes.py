@@ -2,11 +2,12 @@
 conversation, the outbox relay, NATS and the consumers in routing and crm_bridge.
 
 The five services and Envoy run as their own processes (tests/e2e/suite.py), each
-exporting spans over OTLP/gRPC (OTEL_EXPORTER_OTLP_ENDPOINT) to a small OTLP
-TraceService this test runs itself. Envoy emits no span of its own (no tracer is
-configured); it passes the W3C `traceparent` header through, so the trace starts at the
-client (a browser or an edge tracer would set it the same way) and the span Envoy
-forwards to is conversation's SERVER span.
+exporting spans over OTLP/gRPC to a small OTLP TraceService this test runs itself: the
+services because OTEL_EXPORTER_OTLP_ENDPOINT points at it, Envoy because
+kaiwa_common.devrun.render_gateway then configures its OpenTelemetry tracer for the same
+endpoint. A request arriving without trace context starts its trace at the gateway's
+span; one arriving with a W3C `traceparent` (a browser's tracer) continues that trace.
+The gateway's span is found by the x-request-id Envoy returns with every response.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from tests.fixtures import eventually, token
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 SERVER, PRODUCER, CONSUMER = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_PRODUCER, Span.SPAN_KIND_CONSUMER
+START_CHAT = "kaiwa.conversation.v1.ConversationService/StartChat"
+END_CHAT = "kaiwa.conversation.v1.ConversationService/EndChat"
 
 
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     """An OTLP/gRPC trace receiver keeping (service.name, span) for every span exported.
 
-    A synchronous server on its own threads: it answers the services' exporters at once
-    even while the test's event loop is busy (an export that times out loses its spans)."""
+    A synchronous server on its own threads: it answers the exporters at once even while
+    the test's event loop is busy (an export that times out loses its spans)."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[str, Span]] = []
@@ -50,6 +53,31 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     def trace(self, trace_id: bytes) -> list[tuple[str, Span]]:
         with self._lock:
             return [(service, span) for service, span in self.spans if span.trace_id == trace_id]
+
+    def gateway_span(self, request_id: str) -> Span | None:
+        """Envoy's span of the request it answered with this x-request-id."""
+        with self._lock:
+            found = [s for who, s in self.spans if who == "gateway" and _attribute(s, "guid:x-request-id") == request_id]
+        assert len(found) <= 1, found
+        return found[0] if found else None
+
+    def one(self, trace_id: bytes, service: str, kind, name_part: str) -> Span | None:
+        """The span of `service` in the trace of that kind whose name contains `name_part`."""
+        found = [s for who, s in self.trace(trace_id) if who == service and s.kind == kind and name_part in s.name]
+        assert len(found) <= 1, self.names(trace_id)
+        return found[0] if found else None
+
+    def child_of(self, parent: Span, service: str, kind, name_part: str) -> Span | None:
+        child = self.one(parent.trace_id, service, kind, name_part)
+        return child if child is not None and child.parent_span_id == parent.span_id else None
+
+    def parent_of(self, span: Span | None) -> Span | None:
+        if span is None:
+            return None
+        return next((s for _, s in self.trace(span.trace_id) if s.span_id == span.parent_span_id), None)
+
+    def names(self, trace_id: bytes) -> list[tuple[str, str]]:
+        return [(who, s.name) for who, s in self.trace(trace_id)]
 
 
 def _attribute(span: Span, key: str) -> str:
@@ -78,92 +106,69 @@ async def traced():
         server.stop(grace=None)
 
 
-def _traceparent(trace_id: bytes) -> dict[str, str]:
-    """A fresh client span in `trace_id`, as a browser's tracer would send it."""
-    return {"traceparent": f"00-{trace_id.hex()}-{secrets.token_hex(8)}-01"}
-
-
 async def _ok(response: httpx.Response) -> dict:
     assert response.status_code == 200, (response.status_code, response.text)
     return response.json()
 
 
-async def test_plat03_one_trace_follows_a_chat_across_processes(traced, tenant):
+async def _gateway_span(receiver: Receiver, response: httpx.Response) -> Span:
+    request_id = response.headers["x-request-id"]
+    return await eventually(lambda: receiver.gateway_span(request_id), f"the gateway's span of request {request_id}")
+
+
+async def _published_and_consumed(receiver: Receiver, rpc: Span, consumers: dict[str, str]) -> dict[str, Span]:
+    """Each consumer's CONSUMER span (by service: the event name) under the relay's
+    PRODUCER span of that event, which is a child of `rpc` (the consumers' context came in
+    the NATS headers). Waits for every span: each process exports on its own schedule."""
+
+    def found() -> dict[str, Span] | None:
+        spans = {}
+        for service, event in consumers.items():
+            consumed = receiver.one(rpc.trace_id, service, CONSUMER, f"consume {event}")
+            publish = receiver.parent_of(consumed)
+            if publish is None or publish.kind != PRODUCER or publish.parent_span_id != rpc.span_id:
+                return None
+            assert _attribute(publish, "messaging.message.id") == _attribute(consumed, "messaging.message.id")
+            spans[service] = consumed
+        return spans
+
+    return await eventually(found, f"{sorted(consumers.items())} consumed under {rpc.name}'s publish", timeout=30)
+
+
+async def test_plat03_the_gateway_starts_the_trace_that_follows_a_chat_across_processes(traced, tenant):
     suite, receiver = traced
-    trace_id = secrets.token_bytes(16)
     admin = {"authorization": f"Bearer {token(tenant, 'admin', 'admin@example.com')}"}
     async with httpx.AsyncClient(base_url=suite.gateway_url, timeout=30) as http:
         sales = await _ok(await http.post("/v1/departments", json={"name": "Sales"}, headers=admin))
         key = await _ok(await http.post("/v1/widgetKeys", json={"label": "site"}, headers=admin))
         issued = await _ok(await http.post("/v1/visitorTokens", json={"widgetKey": key["key"]}))
         as_visitor = {"authorization": f"Bearer {issued['token']}"}
+        question = {"channel": "CHANNEL_WEB", "departmentId": sales["id"], "question": "Do you ship to Osaka?"}
+        started = await http.post("/v1/chats", json=question, headers=as_visitor)  # no trace context
+        chat = await _ok(started)
 
-        start_headers = {**as_visitor, **_traceparent(trace_id)}
-        chat = await _ok(
-            await http.post(
-                "/v1/chats",
-                json={"channel": "CHANNEL_WEB", "departmentId": sales["id"], "question": "Do you ship to Osaka?"},
-                headers=start_headers,
-            )
+        # The trace starts at the gateway: its SERVER span has no parent, and conversation's
+        # StartChat is its direct child.
+        gateway = await _gateway_span(receiver, started)
+        assert gateway.parent_span_id == b"" and gateway.kind == SERVER, gateway
+        assert gateway.name == f"/{START_CHAT}"  # named after the method the REST call became
+        assert _attribute(gateway, "upstream_cluster") == "conversation"
+        start_chat = await eventually(
+            lambda: receiver.child_of(gateway, "conversation", SERVER, START_CHAT), "StartChat under the gateway's span"
         )
-        start_parent = bytes.fromhex(start_headers["traceparent"].split("-")[2])
+        await _published_and_consumed(receiver, start_chat, {"routing": "chat_started", "crm_bridge": "chat_started"})
+        assert {who for who, _ in receiver.trace(gateway.trace_id)} >= {"gateway", "conversation", "routing", "crm_bridge"}
 
-        def one(service: str, kind, name_part: str, attribute: tuple[str, str] | None = None) -> Span | None:
-            found = [
-                span
-                for who, span in receiver.trace(trace_id)
-                if who == service
-                and span.kind == kind
-                and name_part in span.name
-                and (attribute is None or _attribute(span, attribute[0]) == attribute[1])
-            ]
-            assert len(found) <= 1, [(who, s.name) for who, s in receiver.trace(trace_id)]
-            return found[0] if found else None
-
-        def published_by_conversation(child: Span | None) -> bool:
-            return child is not None and any(
-                s.span_id == child.parent_span_id for who, s in receiver.trace(trace_id) if who == "conversation"
-            )
-
-        async def chat_started_exported():
-            # Each process exports on its own schedule: wait for every span the checks read.
-            routing_span = one("routing", CONSUMER, "consume chat_started")
-            return (
-                one("conversation", SERVER, "kaiwa.conversation.v1.ConversationService/StartChat")
-                and published_by_conversation(routing_span)
-                and one("crm_bridge", CONSUMER, "consume chat_started")
-            )
-
-        await eventually(chat_started_exported, "StartChat, its publish and both consumers' spans exported", timeout=30)
-        started = one("conversation", SERVER, "kaiwa.conversation.v1.ConversationService/StartChat")
-        assert started is not None, [(who, s.name) for who, s in receiver.trace(trace_id)]
-        assert started.parent_span_id == start_parent  # the gateway forwarded the caller's context
-        publishes = [s for who, s in receiver.trace(trace_id) if who == "conversation" and s.kind == PRODUCER]
-        routing_consume = one("routing", CONSUMER, "consume chat_started")
-        crm_consume = one("crm_bridge", CONSUMER, "consume chat_started")
-        # The relay's publish of chat_started is a child of StartChat; each consumer's span
-        # is a child of that publish (its context came in the NATS headers).
-        [publish] = [p for p in publishes if p.span_id == routing_consume.parent_span_id]
-        assert publish.parent_span_id == started.span_id
-        assert crm_consume.parent_span_id == publish.span_id
-        assert _attribute(publish, "messaging.message.id") == _attribute(routing_consume, "messaging.message.id")
-
-        # The visitor leaves: EndChat in the same trace, on to crm_bridge's chat_ended play.
-        end_headers = {**as_visitor, **_traceparent(trace_id)}
-        await _ok(await http.post(f"/v1/chats/{chat['id']}:end", json={}, headers=end_headers))
-        end_parent = bytes.fromhex(end_headers["traceparent"].split("-")[2])
-
-        async def chat_ended_exported():
-            consumed = one("crm_bridge", CONSUMER, "consume chat_ended")
-            ended_span = one("conversation", SERVER, "kaiwa.conversation.v1.ConversationService/EndChat")
-            return consumed if ended_span is not None and published_by_conversation(consumed) else None
-
-        crm_ended = await eventually(chat_ended_exported, "EndChat, its publish and crm_bridge's span exported", timeout=30)
-        ended = one("conversation", SERVER, "kaiwa.conversation.v1.ConversationService/EndChat")
-        assert ended is not None and ended.parent_span_id == end_parent
-        [end_publish] = [
-            s for who, s in receiver.trace(trace_id) if who == "conversation" and s.span_id == crm_ended.parent_span_id
-        ]
-        assert end_publish.kind == PRODUCER and end_publish.parent_span_id == ended.span_id
-    # Every process that took part is in the one trace.
-    assert {who for who, _ in receiver.trace(trace_id)} >= {"conversation", "routing", "crm_bridge"}
+        # A caller that brings its own trace context (a browser's tracer): the gateway's
+        # span continues it, and so does everything after, on to crm_bridge's chat_ended.
+        trace_id, client_span = secrets.token_bytes(16), secrets.token_bytes(8)
+        traceparent = {"traceparent": f"00-{trace_id.hex()}-{client_span.hex()}-01"}
+        ended = await http.post(f"/v1/chats/{chat['id']}:end", json={}, headers={**as_visitor, **traceparent})
+        await _ok(ended)
+        gateway = await _gateway_span(receiver, ended)
+        assert gateway.trace_id == trace_id and gateway.parent_span_id == client_span
+        assert gateway.name == f"/{END_CHAT}"
+        end_chat = await eventually(
+            lambda: receiver.child_of(gateway, "conversation", SERVER, END_CHAT), "EndChat under the gateway's span"
+        )
+        await _published_and_consumed(receiver, end_chat, {"crm_bridge": "chat_ended"})

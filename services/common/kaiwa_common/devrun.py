@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from string import Template
+from urllib.parse import urlsplit
 
 import grpc
 import httpx
@@ -153,19 +155,35 @@ def jwks(settings: Settings) -> str:
 
 
 def render_gateway(port: int, addresses: dict[str, str], jwks_json: str, host: str = "127.0.0.1") -> str:
-    """deploy/gateway/envoy.yaml.tmpl with this run's ports and addresses ("host:port")."""
+    """deploy/gateway/envoy.yaml.tmpl with this run's ports and addresses ("host:port").
+
+    Envoy sends its spans where the services send theirs (OTEL_EXPORTER_OTLP_ENDPOINT, an
+    OTLP/gRPC endpoint); without one it runs with no tracer and passes a caller's
+    traceparent through unchanged."""
     values = {
         "GATEWAY_HOST": host,
         "GATEWAY_PORT": str(port),
         "DESCRIPTOR": str(DESCRIPTOR),
         "JWKS": jwks_json,
         "CORS_ORIGIN_REGEX": os.environ.get("KAIWA_GATEWAY_CORS_ORIGINS", ".*"),
+        "XFF_TRUSTED_HOPS": "0",  # clients connect to it directly
     }
     for name, address in addresses.items():
         service_host, service_port = address.rsplit(":", 1)
         values[f"{name.upper()}_HOST"] = service_host
         values[f"{name.upper()}_PORT"] = service_port
-    return Template(GATEWAY_TEMPLATE.read_text()).substitute(values)
+    template = GATEWAY_TEMPLATE.read_text()
+    collector = urlsplit(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+    if collector.hostname:
+        values["OTLP_HOST"] = collector.hostname
+        values["OTLP_PORT"] = str(collector.port or 4317)
+    else:
+        template = _TRACING_BLOCK.sub("", template)
+    return Template(template).substitute(values)
+
+
+# The template's tracer and collector cluster, each between "# tracing:begin" and "# tracing:end".
+_TRACING_BLOCK = re.compile(r"^[ \t]*# tracing:begin.*?^[ \t]*# tracing:end[^\n]*\n", re.M | re.S)
 
 
 def start_gateway(config: str, folder: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
