@@ -66,12 +66,16 @@ class Suite:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def start(cls, gateway: bool = False):
-        """gateway=True: Envoy in front too (PLAT-04), the services trusting its address."""
+    async def start(cls, gateway: bool = False, database_url: str = "", nats_url: str = ""):
+        """gateway=True: Envoy in front too (PLAT-04), the services trusting its address.
+        database_url / nats_url: servers of the caller's own (fault tests restart them)
+        instead of the test run's; a database of the suite's own is created on the former."""
         llm = _load_llm_server().FakeLlm()
         llm_url = llm.start()
         env = dict(os.environ)
-        env["KAIWA_DATABASE_URL"] = await _create_database(os.environ["KAIWA_DATABASE_URL"], f"e2e_{uuid.uuid4().hex[:8]}")
+        base_url = database_url or os.environ["KAIWA_DATABASE_URL"]
+        env["KAIWA_DATABASE_URL"] = await _create_database(base_url, f"e2e_{uuid.uuid4().hex[:8]}")
+        env["KAIWA_NATS_URL"] = nats_url or os.environ["KAIWA_NATS_URL"]
         env["KAIWA_SUBJECT_PREFIX"] = f"e2e{uuid.uuid4().hex[:6]}"
         env["KAIWA_LLM_URL"] = llm_url
         env["KAIWA_LLM_MODEL"] = "test-model"
@@ -82,17 +86,9 @@ class Suite:
             env[f"KAIWA_{service.upper()}_PORT"] = str(free_port())
         logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"kaiwa-e2e-{uuid.uuid4().hex[:6]}"
         logs.mkdir(parents=True)
-        procs = {
-            name: subprocess.Popen(
-                [sys.executable, "-m", module],
-                env=env,
-                cwd=ROOT,
-                stdout=open(logs / f"{name}.log", "wb"),
-                stderr=subprocess.STDOUT,
-            )
-            for name, module in MODULES.items()
-        }
-        suite = cls(env, procs, llm, logs)
+        suite = cls(env, {}, llm, logs)
+        for name in MODULES:
+            suite.spawn(name)
         try:
             await suite.wait_serving()
             if gateway:
@@ -102,9 +98,25 @@ class Suite:
             await suite.stop()
             llm.stop()
 
-    async def wait_serving(self, timeout: float = 60) -> None:
+    def spawn(self, name: str) -> None:
+        """Start service `name` as a process (again, after kill: its log continues)."""
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", MODULES[name]],
+            env=self.env,
+            cwd=ROOT,
+            stdout=open(self.logs / f"{name}.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self, name: str) -> None:
+        """kill -9: the service gets no chance to finish anything (fault tests)."""
+        self.procs[name].kill()
+        self.procs[name].wait()
+
+    async def wait_serving(self, timeout: float = 60, services: list[str] | None = None) -> None:
+        """Until every service (or those named) answers SERVING to a health check."""
         deadline = time.monotonic() + timeout
-        pending = set(self.procs)
+        pending = set(services or MODULES)
         while pending and time.monotonic() < deadline:
             for name in list(pending):
                 if self.procs[name].poll() is not None:
