@@ -24,7 +24,10 @@ export class ChatPane {
   /** Called with the chat when it is opened and whenever its owner, state or members change. */
   readonly listeners: ((chat: Chat) => void)[] = [];
 
-  constructor(private c: AgentClients) {
+  constructor(
+    private c: AgentClients,
+    private myId: string,
+  ) {
     this.wireCompose();
     this.wireRewrite();
     this.wireEnd();
@@ -58,6 +61,9 @@ export class ChatPane {
 
   private changed(chat: Chat) {
     if (chat.id !== this.chatId) return;
+    const owner = chat.agentId === this.myId;
+    $("owner-tools").hidden = !owner; // ending, transferring and inviting are the owner's
+    $("participant-note").hidden = owner || chat.state !== ChatState.OPEN;
     $("cancel-end").hidden = chat.countdownEndsAt === undefined;
     $<HTMLButtonElement>("end").disabled = chat.state !== ChatState.OPEN;
     for (const listener of this.listeners) listener(chat);

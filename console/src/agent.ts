@@ -29,7 +29,7 @@ async function signIn() {
   $("status").textContent = "";
 
   const colleagues = new Colleagues(clients.routing);
-  const pane = new ChatPane(clients);
+  const pane = new ChatPane(clients, myId);
   const visitor = new VisitorPanel(clients);
   const team = new TeamTools(clients, colleagues, myId);
   pane.listeners.push((chat) => visitor.show(chat), (chat) => team.update(chat));
