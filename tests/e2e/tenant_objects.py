@@ -45,6 +45,7 @@ class TenantObjects:
     tenant: str
     admin: tuple
     ids: dict[str, str] = field(default_factory=dict)  # kind -> id (or key, shortcut, email)
+    texts: list[str] = field(default_factory=list)  # what its objects say: names, messages, notes
     agent: tuple = ()  # the agent in the chat
     outsider: tuple = ()  # an agent of the tenant who is not in the chat
     visitor: tuple = ()  # the chat's visitor
@@ -90,6 +91,7 @@ async def _staff(stubs: Stubs, o: TenantObjects, label: str) -> None:
         vis.Trigger(name=f"trigger-{label}", enabled=True, page_pattern="*", action=vis.TRIGGER_ACTION_NOTIFY_AGENT),
         metadata=o.admin,
     )
+    o.texts += [f"Agent {label}", f"Other {label}", f"rule-{label}", f"site-{label}", f"trigger-{label}"]
     o.ids |= {
         "department": department.id,
         "department_name": department.name,
@@ -112,6 +114,7 @@ async def _visitor(stubs: Stubs, o: TenantObjects, label: str) -> None:
     block = await stubs.visitor.BlockVisitor(
         vis.BlockVisitorRequest(ip="198.51.100.0/24", reason=f"spam-{label}"), metadata=o.admin
     )
+    o.texts += [f"Pricing {label}", f"spam-{label}"]
     o.ids |= {
         "visitor": issued.visitor_id,
         "visitor_secret": issued.visitor_secret,
@@ -152,6 +155,14 @@ async def _chat(stubs: Stubs, o: TenantObjects, label: str) -> None:
     canned = await stubs.conversation.PutCannedResponse(
         conv.PutCannedResponseRequest(shortcut=f"canned-{label}", text=f"canned text {label}"), metadata=o.admin
     )
+    o.texts += [
+        f"question-{label}",
+        f"Visitor {label}",
+        f"hello-{label}",
+        f"reply-{label}",
+        f"note-{label}",
+        f"canned text {label}",
+    ]
     o.ids |= {"chat": chat.id, "note": note.id, "canned": canned.shortcut, "visitor_email": f"visitor-{label}@example.com"}
 
 
@@ -168,6 +179,7 @@ async def _records(stubs: Stubs, o: TenantObjects, label: str) -> None:
         desk.ConvertChatToTicketRequest(chat_id=o.ids["chat"], subject=f"ticket-{label}"), metadata=o.agent
     )
     team = await stubs.routing.SendTeamMessage(rt.SendTeamMessageRequest(text=f"team-{label}"), metadata=o.agent)
+    o.texts += [f"Lead {label}", f"crm-note-{label}", f"ticket-{label}", f"team-{label}"]
     o.ids |= {
         "record": record.id,
         "record_email": record.email,
