@@ -40,7 +40,8 @@ async function optionValue(page, select, text) {
   return option.first().getAttribute("value");
 }
 
-/** Aiko invites Ken, who sees the chat; then transfers it to him and he takes it over. */
+/** Aiko invites Ken, who sees the chat; a transfer to the department, which Ken (its only
+ * other agent online) declines; then one to Ken, which he takes over. */
 export async function inviteAndTransfer(agent, ken) {
   await signIn(ken, "Ken");
   await agent.click("#refresh-team");
@@ -50,6 +51,13 @@ export async function inviteAndTransfer(agent, ken) {
   await ken.locator("#my-chats .my-chat", { hasText: "Do you ship to Osaka?" }).locator("button.open").click({ timeout });
   await ken.locator("#messages .msg.visitor", { hasText: "Do you ship to Osaka?" }).waitFor({ timeout });
   await shot(ken, "agent-invited");
+
+  await agent.selectOption("#transfer-to", await optionValue(agent, "#transfer-to", "Department Support"));
+  await agent.fill("#transfer-note", "Anyone in Support?");
+  await agent.click("#transfer");
+  await ken.locator("#transfers .transfer", { hasText: "Anyone in Support?" }).locator("button.decline").click({ timeout });
+  await agent.locator("#team-status", { hasText: "declined the transfer" }).waitFor({ timeout });
+  await agent.locator("#members .member", { hasText: "Aiko Tanaka (owner" }).waitFor({ timeout });
 
   await agent.selectOption("#transfer-to", await optionValue(agent, "#transfer-to", "Ken Sato"));
   await agent.fill("#transfer-note", NOTE);

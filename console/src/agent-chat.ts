@@ -5,7 +5,7 @@ import { $, report, typingNotifier } from "./api";
 import type { AgentClients } from "./agent-context";
 import { ChatView } from "./chat";
 import { Length, Tone } from "./gen/kaiwa/ai_assist/v1/ai_assist_pb";
-import { ChatState, SenderKind, type Chat } from "./gen/kaiwa/conversation/v1/conversation_pb";
+import { ChatState, SenderKind, type Chat, type Message } from "./gen/kaiwa/conversation/v1/conversation_pb";
 
 const TONES: Record<number, string> = {
   [Tone.FORMAL]: "formal",
@@ -23,6 +23,8 @@ export class ChatPane {
   private view: ChatView | undefined;
   /** Called with the chat when it is opened and whenever its owner, state or members change. */
   readonly listeners: ((chat: Chat) => void)[] = [];
+  /** Called with each system message of the open chat (history included). */
+  readonly systemListeners: ((message: Message) => void)[] = [];
 
   constructor(
     private c: AgentClients,
@@ -48,11 +50,16 @@ export class ChatPane {
       countdown: $("countdown"),
       me: SenderKind.AGENT,
       onChat: (changed) => this.changed(changed),
-      onSystem: (m) => MEMBERSHIP_CHANGES.has(m.system?.type ?? "") && this.reload(),
+      onSystem: (m) => this.system(m),
     });
     this.view.follow(true).catch(report);
     this.changed(chat);
     this.suggestTone().catch(report);
+  }
+
+  private system(message: Message) {
+    for (const listener of this.systemListeners) listener(message);
+    if (MEMBERSHIP_CHANGES.has(message.system?.type ?? "")) this.reload();
   }
 
   private reload() {

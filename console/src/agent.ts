@@ -33,6 +33,7 @@ async function signIn() {
   const visitor = new VisitorPanel(clients);
   const team = new TeamTools(clients, colleagues, myId);
   pane.listeners.push((chat) => visitor.show(chat), (chat) => team.update(chat));
+  pane.systemListeners.push((message) => team.transferOutcome(message));
   await colleagues.refresh();
   new Inbox(clients, colleagues, myId, (chatId) => pane.open(chatId), () => pane.chatId).start();
 }

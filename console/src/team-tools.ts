@@ -2,7 +2,7 @@
 // presence, a transfer to an agent or a department with a note, and inviting an agent.
 import { $, el, report } from "./api";
 import type { AgentClients, Colleagues } from "./agent-context";
-import type { Chat } from "./gen/kaiwa/conversation/v1/conversation_pb";
+import type { Chat, Message } from "./gen/kaiwa/conversation/v1/conversation_pb";
 import { Availability, MemberRole, type Agent, type Member } from "./gen/kaiwa/routing/v1/routing_pb";
 
 const PRESENCE: Record<number, string> = { [Availability.ONLINE]: "online", [Availability.AWAY]: "away", [Availability.OFFLINE]: "offline" };
@@ -28,6 +28,12 @@ export class TeamTools {
       this.fillMenus().catch(report);
     }
     this.showMembers().catch(report);
+  }
+
+  /** A transfer's outcome (its system message) replaces "waiting for an answer". */
+  transferOutcome(message: Message) {
+    const type = message.system?.type;
+    if (type === "transfer_declined" || type === "transferred") $("team-status").textContent = message.system!.rendered;
   }
 
   private async showMembers() {
