@@ -4,6 +4,8 @@ so a new RPC is covered the day it is added)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from google.protobuf import message_factory
 from kaiwa.ai_assist.v1 import ai_assist_pb2
@@ -88,3 +90,14 @@ async def _first_of_stream(stream):
 def refused_by_policy(err) -> bool:
     """The interceptor's refusal of a role the method does not admit."""
     return err is not None and err.code() == grpc.StatusCode.PERMISSION_DENIED and "may not call" in err.details()
+
+
+async def gather_bounded(calls, limit: int = 16) -> list:
+    """Await the coroutines `calls`, at most `limit` at a time, in order of the results."""
+    slots = asyncio.Semaphore(limit)
+
+    async def one(coroutine):
+        async with slots:
+            return await coroutine
+
+    return await asyncio.gather(*(one(c) for c in calls))
