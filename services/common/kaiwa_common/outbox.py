@@ -41,15 +41,15 @@ class Outbox:
 
     async def add(self, conn: asyncpg.Connection, tenant: str, payload: Message) -> Event:
         row = self.prepare(tenant, payload)
+        # One round trip; the NOTIFY is delivered at commit only and wakes the relay at once.
         await conn.execute(
-            "INSERT INTO outbox (id, tenant, subject, envelope) VALUES ($1, $2, $3, $4)",
+            "WITH o AS (INSERT INTO outbox (id, tenant, subject, envelope) VALUES ($1, $2, $3, $4)) SELECT pg_notify($5, '')",
             row.event.id,
             tenant,
             row.subject,
             row.envelope,
+            self.channel,
         )
-        # Delivered at commit only: wakes the relay without polling delay.
-        await conn.execute("SELECT pg_notify($1, '')", self.channel)
         return row.event
 
 
