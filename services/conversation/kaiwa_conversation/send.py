@@ -11,11 +11,12 @@ Resending a failed message is resend.py; typing is typing_indicator.py.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from kaiwa_common.auth import ADMIN, AGENT, SERVICE, VISITOR
-from kaiwa_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_uuid
+from kaiwa_common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_uuid
 
 from . import store, transitions
 from .domain import lifecycle as lc
@@ -77,7 +78,9 @@ async def send_message(deps: Deps, actor: Actor, cmd: SendCommand) -> list[dict]
 
 async def _send_fast(deps: Deps, actor: Actor, chat_id, cmd: SendCommand) -> list[dict] | None:
     """The common case in one statement: validate against a snapshot of the chat, then
-    write only if the chat is still exactly as seen (optimistic; None = take the locked path).
+    write only if the chat's row is still that version (optimistic; None = take the
+    locked path). The snapshot is this replica's from its last write to the chat when it
+    has one (one round trip in all), else read first.
 
     Anything that changes the chat besides appending (reopen, countdown cancel, complete),
     needs another lookup (reply-to, canned, idempotency key, invited agents) or several
@@ -85,27 +88,51 @@ async def _send_fast(deps: Deps, actor: Actor, chat_id, cmd: SendCommand) -> lis
     if cmd.complete or cmd.reply_to_seq or cmd.canned_shortcut or cmd.client_message_id:
         return None
     async with deps.ctx.pool.acquire() as conn:
-        chat = await store.get_chat(conn, actor.tenant, chat_id)
-        if chat is None:
+        known = deps.snapshots.get(actor.tenant, chat_id)
+        if known is not None:
+            with contextlib.suppress(DomainError):  # a refusal is only ever given on a fresh read
+                rows = await _append_to_snapshot(deps, conn, actor, cmd, *known)
+                if rows is not _STALE:
+                    return rows
+            deps.snapshots.drop(actor.tenant, chat_id)
+        fresh = await store.get_chat_versioned(conn, actor.tenant, chat_id)
+        if fresh is None:
             raise NotFound(f"chat {chat_id} not found")
-        if actor.role in (AGENT, ADMIN) and chat["agent_id"] != actor.sub:
-            return None
-        sender_kind, sender_id = await _sender(conn, actor, chat, cmd)
-        if sender_kind == "visitor" and chat["countdown_ends_at"] is not None:
-            return None
-        if sender_kind == "agent" and chat["state"] == lc.COMPLETED:
-            return None  # the agent's reply reopens it
-        ch = channel(chat["channel"])
-        draft = await _draft(conn, cmd, ch, sender_kind, chat)
-        outgoing = sender_kind in ("agent", "bot") and draft.kind != "note"
-        _refuse_state(chat, sender_kind, draft, outgoing)
-        if len(draft.text) > ch.max_text and not draft.emoji_only:
-            return None
-        row = message_row(chat, chat["last_seq"] + 1, draft, sender_kind, sender_id, outgoing)
-        outbox_row = deps.ctx.outbox.prepare(actor.tenant, message_sent(row))
-        inbound = (cmd.channel_sent_at or now()) if sender_kind == "visitor" else None
-        written = await store.append_if_unchanged(conn, chat, row, inbound, outbox_row, deps.ctx.outbox.channel, deps.hub.channel)
-        return [row] if written else None
+        rows = await _append_to_snapshot(deps, conn, actor, cmd, *fresh)
+        return None if rows is _STALE else rows
+
+
+_STALE = object()  # the chat changed since its snapshot: nothing was written
+
+
+async def _append_to_snapshot(deps: Deps, conn, actor: Actor, cmd: SendCommand, chat: dict, version: str):
+    """The message, if the snapshot allows it and is still current: its rows, None (the
+    locked path must decide) or _STALE."""
+    if actor.role in (AGENT, ADMIN) and chat["agent_id"] != actor.sub:
+        return None
+    sender_kind, sender_id = await _sender(conn, actor, chat, cmd)
+    if sender_kind == "visitor" and chat["countdown_ends_at"] is not None:
+        return None
+    if sender_kind == "agent" and chat["state"] == lc.COMPLETED:
+        return None  # the agent's reply reopens it
+    ch = channel(chat["channel"])
+    draft = await _draft(conn, cmd, ch, sender_kind, chat)
+    outgoing = sender_kind in ("agent", "bot") and draft.kind != "note"
+    _refuse_state(chat, sender_kind, draft, outgoing)
+    if len(draft.text) > ch.max_text and not draft.emoji_only:
+        return None
+    row = message_row(chat, chat["last_seq"] + 1, draft, sender_kind, sender_id, outgoing)
+    outbox_row = deps.ctx.outbox.prepare(actor.tenant, message_sent(row))
+    inbound = (cmd.channel_sent_at or now()) if sender_kind == "visitor" else None
+    written = await store.append_if_unchanged(
+        conn, chat, version, row, inbound, outbox_row, deps.ctx.outbox.channel, deps.hub.channel
+    )
+    if written is None:
+        return _STALE
+    # The row as the statement left it (the same three columns it sets).
+    chat.update(last_seq=row["seq"], last_activity_at=row["sent_at"], last_inbound_at=inbound or chat["last_inbound_at"])
+    deps.snapshots.put(chat, written)
+    return [row]
 
 
 def _precheck(actor: Actor, cmd: SendCommand) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import AsyncIterator
 
@@ -33,6 +33,7 @@ from .assignment import MEMBER, OWNER, NotAssignedYet
 from .domain.messages import Draft
 from .live import LiveHub
 from .routing_client import RoutingClient
+from .snapshots import ChatSnapshots
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Deps:
     routing: RoutingClient
     hub: LiveHub
     countdown_scale: float = 1.0  # < 1 compresses the 30-90 s countdowns (tests only)
+    snapshots: ChatSnapshots = field(default_factory=ChatSnapshots)  # send.py's one-statement path
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ class ChatWriter:
 async def writing(deps: Deps, tenant: str, chat_id, conn: asyncpg.Connection | None = None) -> AsyncIterator[ChatWriter]:
     """Lock the chat (in `conn`'s transaction, or a new one), hand out its writer, save the
     chat and wake its watchers at the end if anything changed."""
+    deps.snapshots.drop(tenant, chat_id)  # about to change: this replica's next send reads it again
     async with contextlib.AsyncExitStack() as stack:
         if conn is None:
             conn = await stack.enter_async_context(unit_of_work(deps.ctx.pool))

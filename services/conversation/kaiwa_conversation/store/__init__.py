@@ -4,6 +4,7 @@ is scoped by tenant. Use cases call them as `store.<function>`."""
 from .chats import (
     chats_page,
     get_chat,
+    get_chat_versioned,
     has_agent,
     insert_chat,
     last_seq,
@@ -46,6 +47,7 @@ __all__ = [
     "events_between",
     "find_system_message",
     "get_chat",
+    "get_chat_versioned",
     "has_agent",
     "history_messages",
     "inactivity_seconds",

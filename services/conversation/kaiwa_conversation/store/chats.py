@@ -48,6 +48,17 @@ async def get_chat(conn: asyncpg.Connection, tenant: str, chat_id: str, lock: bo
     return dict(row) if row else None
 
 
+async def get_chat_versioned(conn: asyncpg.Connection, tenant: str, chat_id) -> tuple[dict, str] | None:
+    """The chat and its row version (see snapshots.py), for append_if_unchanged."""
+    row = await conn.fetchrow(
+        "SELECT c.*, md5(c::text) AS row_version FROM chats c WHERE tenant = $1 AND id = $2", tenant, chat_id
+    )
+    if row is None:
+        return None
+    chat = dict(row)
+    return chat, chat.pop("row_version")
+
+
 async def save_chat(conn: asyncpg.Connection, chat: dict, changed: set[str], notify_channel: str) -> None:
     """Write the changed fields and wake the chat's live watchers (delivered at commit)."""
     fields = sorted(changed | {"last_seq"})

@@ -49,14 +49,13 @@ async def insert_messages(conn: asyncpg.Connection, rows: list[dict]) -> None:
 
 
 _APPEND_IF_UNCHANGED = (
-    "WITH c AS (UPDATE chats SET last_seq = $3, last_activity_at = $26, "
+    "WITH c AS (UPDATE chats SET last_seq = $3, last_activity_at = $22, "
     "last_inbound_at = coalesce($18, last_inbound_at) "
-    "WHERE tenant = $1 AND id = $2 AND last_seq = $3 - 1 AND state = $19 AND agent_id = $20 "
-    "AND countdown_ends_at IS NULL RETURNING id), "
+    "WHERE tenant = $1 AND id = $2 AND md5(chats::text) = $19 RETURNING id, md5(chats::text) AS version), "
     f"m AS (INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}, sent_at) "
-    "SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $26 FROM c RETURNING sent_at), "
-    "o AS (INSERT INTO outbox (id, tenant, subject, envelope) SELECT $21, $1, $22, $23 FROM c) "
-    "SELECT m.sent_at, pg_notify($24, ''), pg_notify($25, $2::text || ' ' || $3 || $27) FROM m"
+    "SELECT $1, c.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $22 FROM c RETURNING sent_at), "
+    "o AS (INSERT INTO outbox (id, tenant, subject, envelope) SELECT $23, $1, $24, $25 FROM c) "
+    "SELECT c.version, pg_notify($20, ''), pg_notify($21, $2::text || ' ' || $3 || $26) FROM c, m"
 )
 
 
@@ -64,10 +63,18 @@ NOTIFY_LIMIT = 7900  # PostgreSQL refuses payloads of 8000 bytes and more
 
 
 async def append_if_unchanged(
-    conn: asyncpg.Connection, chat: dict, row: dict, inbound_at, outbox_row: OutboxRow, outbox_channel: str, live_channel: str
-) -> bool:
+    conn: asyncpg.Connection,
+    chat: dict,
+    version: str,
+    row: dict,
+    inbound_at,
+    outbox_row: OutboxRow,
+    outbox_channel: str,
+    live_channel: str,
+) -> str | None:
     """One statement (one implicit transaction): chat sequence, message, outbox event and
-    both wake-ups, applied only if the chat is still in the state the caller validated."""
+    both wake-ups, applied only if the chat's row is still at `version`, the one the
+    caller validated against. Returns the row's new version (None: nothing written)."""
     row["sent_at"] = datetime.now(timezone.utc)
     # The watchers of this chat get the message itself with the wake-up when it fits.
     data = json.dumps(
@@ -76,21 +83,19 @@ async def append_if_unchanged(
         separators=(",", ":"),
     )
     extra = " " + data if len(data.encode()) + 100 < NOTIFY_LIMIT else ""
-    sent_at = await conn.fetchval(
+    return await conn.fetchval(
         _APPEND_IF_UNCHANGED,
         *[row[c] for c in MESSAGE_COLUMNS],
         inbound_at,
-        chat["state"],
-        chat["agent_id"],
-        outbox_row.event.id,
-        outbox_row.subject,
-        outbox_row.envelope,
+        version,
         outbox_channel,
         live_channel,
         row["sent_at"],
+        outbox_row.event.id,
+        outbox_row.subject,
+        outbox_row.envelope,
         extra,
     )
-    return sent_at is not None
 
 
 async def insert_event(conn, tenant: str, chat_id, seq: int, kind: str, data: dict) -> None:
