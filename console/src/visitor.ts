@@ -14,16 +14,15 @@ $<HTMLInputElement>("key").value = params.get("key") ?? "";
 
 $("start").addEventListener("submit", (e) => {
   e.preventDefault();
-  start().catch(report);
+  start().catch((error) => {
+    $<HTMLButtonElement>("start-chat").disabled = false; // e.g. a field refused: fix it and retry
+    report(error);
+  });
 });
 
 async function start() {
   $<HTMLButtonElement>("start-chat").disabled = true;
-  const issued = await visitors.issueVisitorToken({ widgetKey: $<HTMLInputElement>("key").value.trim() });
-  token = issued.token;
-  await visitors
-    .trackPageView({ url: location.href, title: document.title, userAgent: navigator.userAgent, language: navigator.language })
-    .catch(() => undefined); // visitor details for the agent; the chat works without
+  if (!token) await becomeVisitor();
   const chat = await conv.startChat({
     channel: Channel.WEB,
     departmentId: params.get("department") ?? "",
@@ -32,6 +31,7 @@ async function start() {
     question: $<HTMLInputElement>("question").value,
   });
   $("start").hidden = true;
+  $("status").textContent = "";
   $("chat").hidden = false;
   if (chat.queuePosition > 0) $("queue").textContent = `You are number ${chat.queuePosition} in the queue`;
   const view = new ChatView(conv, chat.id, {
@@ -60,6 +60,15 @@ async function start() {
     input.value = "";
     conv.sendMessage({ chatId: chat.id, text, clientMessageId: crypto.randomUUID() }).then((m) => view.add(m), report);
   });
+}
+
+/** A visitor token from the widget key (once: a retried start stays the same visitor). */
+async function becomeVisitor() {
+  const issued = await visitors.issueVisitorToken({ widgetKey: $<HTMLInputElement>("key").value.trim() });
+  token = issued.token;
+  await visitors
+    .trackPageView({ url: location.href, title: document.title, userAgent: navigator.userAgent, language: navigator.language })
+    .catch(() => undefined); // visitor details for the agent; the chat works without
 }
 
 /** A page_pushed system message: ask before opening the page the agent suggests. */
