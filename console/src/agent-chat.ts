@@ -36,13 +36,14 @@ export class ChatPane {
   }
 
   async open(chatId: string) {
-    this.view?.stop();
     this.chatId = chatId;
+    const chat = await this.c.conv.getChat({ chatId });
+    if (this.chatId !== chatId) return; // another chat was opened meanwhile
+    this.view?.stop();
     $("messages").replaceChildren();
-    $("countdown").textContent = "";
+    for (const line of ["countdown", "typing", "suggested", "rewrite-state"]) $(line).textContent = "";
     $("command-reply").hidden = true;
     $("chat").hidden = false;
-    const chat = await this.c.conv.getChat({ chatId });
     $("chat-title").textContent = `${chat.visitorName || "Visitor"}: ${chat.question}`;
     this.view = new ChatView(this.c.conv, chatId, {
       messages: $("messages"),
@@ -77,8 +78,9 @@ export class ChatPane {
   }
 
   private async suggestTone() {
-    const s = await this.c.ai.suggestTone({ chatId: this.chatId, locale: "en" });
-    if (s.suggestedTone === Tone.UNSPECIFIED) return;
+    const chatId = this.chatId;
+    const s = await this.c.ai.suggestTone({ chatId, locale: "en" });
+    if (s.suggestedTone === Tone.UNSPECIFIED || chatId !== this.chatId) return;
     $("suggested").textContent = `Suggested: ${TONES[s.suggestedTone]} (${s.reason})`;
     $<HTMLSelectElement>("tone").value = String(s.suggestedTone);
   }
