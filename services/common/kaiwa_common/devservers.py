@@ -25,13 +25,18 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 PG_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
 
 
-def _dying_with_parent(args: list[str], sig: signal.Signals) -> list[str]:
-    """`args` run so that the server gets `sig` when the process that started it dies, so a
-    killed test run or `make run` leaves no server behind (Linux's setpriv; elsewhere as is).
-    Not a preexec_fn: that runs Python in the fork of a process with threads (gRPC's), and
-    the child crashed (SIGSEGV, before exec) when a fault test restarted a server."""
+def _server_command(args: list[str], sig: signal.Signals, user: str | None = None) -> tuple[list[str], str | None]:
+    """`args` run (as `user` if given) so that the server gets `sig` when the process that
+    started it dies, so a killed test run or `make run` leaves no server behind: Linux's
+    setpriv does both, and returns (command, None); elsewhere (args, user) for Popen.
+    Neither a preexec_fn nor Popen(user=): both make Python fork instead of vfork, and the
+    child of a process with gRPC's threads crashed (SIGSEGV, before exec: gRPC's fork
+    handlers, or Python run in the child) when a fault test restarted a server."""
     setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", sig.name.removeprefix("SIG"), "--", *args] if setpriv else args
+    if not setpriv:
+        return args, user
+    switch_user = ["--reuid", user, "--regid", user, "--init-groups"] if user else []
+    return [setpriv, *switch_user, "--pdeathsig", sig.name.removeprefix("SIG"), "--", *args], None
 
 
 def free_port() -> int:
@@ -100,9 +105,8 @@ class LocalPostgres:
         if not self.durable:  # tests: throw-away data, no need to wait for the disk
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log = open(self.data_dir / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            _dying_with_parent(args, signal.SIGINT), stdout=log, stderr=log, user=self._user, start_new_session=True
-        )  # SIGINT: fast shutdown
+        command, user = _server_command(args, signal.SIGINT, self._user)  # SIGINT: fast shutdown
+        self.proc = subprocess.Popen(command, stdout=log, stderr=log, user=user, start_new_session=True)
         self._wait_ready()
         self._create_database()
         return self
@@ -202,9 +206,9 @@ class LocalNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.store_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
-            _dying_with_parent(
+            _server_command(
                 [self.binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)], signal.SIGTERM
-            ),
+            )[0],
             stdout=log,
             stderr=log,
             start_new_session=True,
