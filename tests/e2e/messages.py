@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from kaiwa_common.validation import TIMESTAMP_SECONDS
 
 MAX_DEPTH = 3
+Known = tuple[tuple[str, str], ...]  # (request field name or "", a real object's id)
 HOSTILE = [
     "'; DROP TABLE messages; --",
     '" OR 1=1 --',
@@ -27,6 +28,8 @@ HOSTILE = [
     "https://example.com/?q=<x>",
     "a@example.com",
 ]
+# Values some fields need to be accepted at all (a locale, a time zone, a URL, a pattern).
+WELL_FORMED = ["en", "ja", "Asia/Tokyo", "https://shop.example.com/pricing", "*", "2030-01-01", "hello"]
 _INT_RANGES = {
     F.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
     F.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
@@ -39,7 +42,11 @@ def strings(known: tuple[str, ...] = (), tame: bool = False) -> st.SearchStrateg
     """Empty, short random unicode (surrogates cannot be encoded), control characters,
     hostile text, ids (random or of real objects) and huge values, some over the limit;
     tame: only ids of real objects, hostile text and short words."""
-    choices = [st.sampled_from(HOSTILE), st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)]
+    choices = [
+        st.sampled_from(HOSTILE),
+        st.sampled_from(WELL_FORMED),
+        st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12),
+    ]
     if not tame:
         choices += [
             st.just(""),
@@ -67,11 +74,15 @@ def _enums(field, tame: bool) -> st.SearchStrategy[int]:
     return st.one_of(st.sampled_from(known), st.integers(-(2**31), 2**31 - 1))
 
 
-def _scalar(field, known: tuple[str, ...], tame: bool) -> st.SearchStrategy:
-    if field.type == F.TYPE_STRING and tame and known and _names_an_object(field.name):
-        return st.sampled_from(known)
+def _scalar(field, known: Known, tame: bool) -> st.SearchStrategy:
+    values = tuple(sorted({value for _, value in known}))
+    named = [value for name, value in known if name == field.name]
+    if field.type == F.TYPE_STRING and tame and named:
+        return st.sampled_from(named)
+    if field.type == F.TYPE_STRING and tame and values and _names_an_object(field.name):
+        return st.sampled_from(values)
     if field.type == F.TYPE_STRING:
-        return strings(known, tame)
+        return strings(values, tame)
     if field.type == F.TYPE_BYTES:
         return st.binary(max_size=256)
     if field.type == F.TYPE_BOOL:
@@ -87,13 +98,13 @@ def _names_an_object(name: str) -> bool:
     return name == "id" or name.endswith(("_id", "key", "email", "shortcut", "ticket"))
 
 
-def _value(field, known: tuple[str, ...], tame: bool, depth: int) -> st.SearchStrategy:
+def _value(field, known: Known, tame: bool, depth: int) -> st.SearchStrategy:
     if field.type == F.TYPE_MESSAGE:
         return _messages(field.message_type, known, tame, depth + 1)
     return _scalar(field, known, tame)
 
 
-def _field(field, known: tuple[str, ...], tame: bool, depth: int) -> st.SearchStrategy | None:
+def _field(field, known: Known, tame: bool, depth: int) -> st.SearchStrategy | None:
     if field.type == F.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
         key, value = (field.message_type.fields_by_name[name] for name in ("key", "value"))
         return st.dictionaries(_scalar(key, known, tame), _value(value, known, tame, depth), max_size=4)
@@ -104,15 +115,15 @@ def _field(field, known: tuple[str, ...], tame: bool, depth: int) -> st.SearchSt
     return _value(field, known, tame, depth)
 
 
-def messages(descriptor, known: tuple[str, ...] = ()) -> st.SearchStrategy:
+def messages(descriptor, known: Known = ()) -> st.SearchStrategy:
     """Messages of `descriptor` with any subset of their fields set: wild values, or tame
-    ones (ids of the real objects in `known`, defined enum numbers, small numbers) that
-    get past validation and "not found" into the use cases."""
+    ones (the real object `known` names for a field of that name, defined enum numbers,
+    small numbers) that get past validation and "not found" into the use cases."""
     return st.one_of(_messages(descriptor, known, True, 0), _messages(descriptor, known, False, 0))
 
 
 @lru_cache(maxsize=None)
-def _messages(descriptor, known: tuple[str, ...], tame: bool, depth: int) -> st.SearchStrategy:
+def _messages(descriptor, known: Known, tame: bool, depth: int) -> st.SearchStrategy:
     if descriptor.full_name == "google.protobuf.Timestamp":
         seconds = st.integers(*TIMESTAMP_SECONDS)
         return st.builds(_timestamp, seconds, st.integers(0, 999_999_999), st.just(True) if tame else st.booleans())

@@ -23,6 +23,32 @@ from tests.e2e.suite import Suite
 from tests.fixtures import auth, eventually
 
 
+# Which kind of object a request field of that name names (an id, key, e-mail or name).
+FIELD_OBJECT = {
+    "chat_id": "chat",
+    "visitor_id": "visitor",
+    "department_id": "department",
+    "agent_id": "agent",
+    "to_agent_id": "agent",
+    "with_agent_id": "agent",
+    "rule_id": "rule",
+    "trigger_id": "trigger",
+    "block_id": "block",
+    "visit_id": "visit",
+    "page_view_id": "page_view",
+    "record_id": "record",
+    "ticket": "ticket",
+    "key": "widget_key",
+    "widget_key": "widget_key",
+    "visitor_secret": "visitor_secret",
+    "shortcut": "canned",
+    "agent_email": "agent_email",
+    "to_agent_email": "agent_email",
+    "to_department_name": "department_name",
+    "email": "record_email",
+}
+
+
 @dataclass
 class Stubs:
     routing: RoutingServiceStub
@@ -50,8 +76,11 @@ class TenantObjects:
     outsider: tuple = ()  # an agent of the tenant who is not in the chat
     visitor: tuple = ()  # the chat's visitor
 
-    def known(self) -> tuple[str, ...]:
-        return tuple(sorted(set(self.ids.values())))
+    def known(self) -> tuple[tuple[str, str], ...]:
+        """(request field name, the value naming this tenant's object) for every field name
+        FIELD_OBJECT knows, and ("", value) for every id."""
+        named = {(name, self.ids[kind]) for name, kind in FIELD_OBJECT.items()}
+        return tuple(sorted(named | {("", value) for value in self.ids.values()}))
 
 
 async def populate(suite: Suite, tenant: str, label: str = "b") -> TenantObjects:

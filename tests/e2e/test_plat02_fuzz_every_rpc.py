@@ -6,12 +6,13 @@ now and then (so that calls get past "not found" and change real chats).
 
 Never UNKNOWN or INTERNAL, no process exits or logs an error, and afterwards nothing is
 half-written (invariants.py). The examples are drawn per RPC up front (hypothesis draws
-them; CI's `ci` profile derandomizes them) and then sent in order; a failure reports the
-request. A table of calls and status codes per RPC is printed at the end.
+them; CI's `ci` profile derandomizes them) and then sent, CONCURRENT at a time; a failure
+reports the request. A table of calls and status codes per RPC is printed at the end.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 
 import grpc
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from kaiwa_common.auth import ADMIN, AGENT, SERVICE, VISITOR
 from kaiwa_common.interceptor import PUBLIC
-from tests.e2e.contracts import NEVER, allowed_roles, call, methods
+from tests.e2e.contracts import NEVER, allowed_roles, call, gather_bounded, methods
 from tests.e2e.invariants import broken_rows
 from tests.e2e.messages import messages
 from tests.e2e.suite import Suite
@@ -31,8 +32,9 @@ from tests.fixtures import auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-EXAMPLES = 6  # per RPC: about 650 calls, half a minute on a 2-core machine (plus the suite's start)
-STREAM_EXAMPLES = 2  # server streams wait STREAM_WAIT for a first reply each
+EXAMPLES = 12  # per RPC: about 1,300 calls; drawing and sending them takes about half a minute here (plus the suite's start)
+STREAM_EXAMPLES = 4  # server streams wait STREAM_WAIT for a first reply each
+CONCURRENT = 8  # one RPC's examples in flight at once (races between them are part of the test)
 STREAM_WAIT = 0.3
 # Failures of an external system the fuzz provokes through an admin's settings (the CRM
 # connection test and its refusals are logged as warnings, not errors); kept empty unless
@@ -87,12 +89,14 @@ def _shown(request) -> str:
     return " | ".join(text_format.MessageToString(r, as_one_line=True)[:300] for r in requests)
 
 
-def _table(codes: dict[str, Counter]) -> str:
+def _table(codes: dict[str, Counter], seconds: dict[str, float]) -> str:
     names = sorted({code for counts in codes.values() for code in counts})
-    lines = ["calls per RPC by status code", f"{'RPC':<48}{'calls':>6}  " + "  ".join(names)]
+    lines = ["calls per RPC by status code", f"{'RPC':<40}{'calls':>6}{'s':>6}  " + "  ".join(names)]
     for rpc, counts in codes.items():
-        lines.append(f"{rpc:<48}{sum(counts.values()):>6}  " + "  ".join(f"{counts[n]:>{len(n)}}" for n in names))
-    lines.append(f"{'total':<48}{sum(sum(c.values()) for c in codes.values()):>6}  ({len(codes)} RPCs)")
+        counted = "  ".join(f"{counts[n]:>{len(n)}}" for n in names)
+        lines.append(f"{rpc:<40}{sum(counts.values()):>6}{seconds[rpc]:>6.1f}  {counted}")
+    total = sum(sum(c.values()) for c in codes.values())
+    lines.append(f"{'total':<40}{total:>6}{sum(seconds.values()):>6.1f}  ({len(codes)} RPCs)")
     return "\n".join(lines)
 
 
@@ -100,16 +104,19 @@ async def test_plat02_fuzz_every_rpc_is_never_internal_and_leaves_nothing_half_w
     objects = await populate(suite, tenant, "fuzz")
     known = objects.known()
     codes: dict[str, Counter] = defaultdict(Counter)
+    seconds: dict[str, float] = {}
     wrong = []
     for service, descriptor, method in methods(client_streaming=True):
         metadata = _caller(objects, service, method)
-        for request in _examples(method, known):
-            _, err = await call(suite.channel(service), descriptor, method, request, metadata, stream_wait=STREAM_WAIT)
+        requests, started = _examples(method, known), time.perf_counter()
+        calls = (call(suite.channel(service), descriptor, method, r, metadata, stream_wait=STREAM_WAIT) for r in requests)
+        for request, (_, err) in zip(requests, await gather_bounded(calls, CONCURRENT), strict=True):
             code = err.code() if err is not None else grpc.StatusCode.OK
             codes[f"{service}.{method.name}"][code.name] += 1
             if code in NEVER:
                 wrong.append(f"{method.full_name} {code.name} {err.details()!r}\n    request: {_shown(request)}")
-    print("\n" + _table(codes))
+        seconds[f"{service}.{method.name}"] = time.perf_counter() - started
+    print("\n" + _table(codes, seconds))
     assert not wrong, f"{len(wrong)} calls answered INTERNAL/UNKNOWN:\n" + "\n".join(wrong[:15])
     assert len(codes) == len(list(methods(client_streaming=True)))
     exited = {name: proc.returncode for name, proc in suite.procs.items() if proc.poll() is not None}

@@ -24,37 +24,13 @@ from kaiwa_common.auth import ADMIN, AGENT
 from kaiwa_common.interceptor import PUBLIC
 from tests.e2e.contracts import allowed_roles, call, methods, request_class
 from tests.e2e.suite import Suite
-from tests.e2e.tenant_objects import TenantObjects, populate
+from tests.e2e.tenant_objects import FIELD_OBJECT, TenantObjects, populate
 from tests.e2e.tenant_rows import rows_of, settled_rows_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 REFUSED = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED}
 REFUSED_BEFORE_LOOKUP = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION}
-# Which of B's objects an id-like request field names.
-FIELD_OBJECT = {
-    "chat_id": "chat",
-    "visitor_id": "visitor",
-    "department_id": "department",
-    "agent_id": "agent",
-    "to_agent_id": "agent",
-    "with_agent_id": "agent",
-    "rule_id": "rule",
-    "trigger_id": "trigger",
-    "block_id": "block",
-    "visit_id": "visit",
-    "page_view_id": "page_view",
-    "record_id": "record",
-    "ticket": "ticket",
-    "key": "widget_key",
-    "widget_key": "widget_key",
-    "visitor_secret": "visitor_secret",
-    "shortcut": "canned",
-    "agent_email": "agent_email",
-    "to_agent_email": "agent_email",
-    "to_department_name": "department_name",
-    "email": "record_email",
-}
 UPSERT_IDS = {"kaiwa.routing.v1.Rule": "rule", "kaiwa.visitor.v1.Trigger": "trigger"}  # `id` of an upserted object
 CREATING = ("Put", "Upsert", "Define", "Create")
 TEXT_FIELDS = {"text", "note", "reason", "name", "subject", "summary", "message", "label", "title", "query"}
