@@ -134,7 +134,8 @@ async def setup(load: Load) -> tuple[str, str]:
 
 
 async def arrive(load: Load, rate: float, seconds: float, department: str, queued: bool, poisson: bool) -> None:
-    """Chats starting `rate` a second for `seconds` (evenly spaced, or Poisson), each run to its end."""
+    """Chats starting `rate` a second for `seconds` (evenly spaced, or Poisson), each run to
+    its end or cut off `drain_seconds` after the last arrival."""
     rng, tasks, at = random.Random(), [], 0.0
     began = time.perf_counter()
     while at < seconds:
@@ -143,7 +144,17 @@ async def arrive(load: Load, rate: float, seconds: float, department: str, queue
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(run_chat(load, department, queued)))
         at += rng.expovariate(rate) if poisson else 1 / rate
+    await finish(tasks, load.config["drain_seconds"], load.recorder, "chats cut off at the end")
+
+
+async def finish(tasks: list[asyncio.Task], timeout: float, recorder: Recorder, cut_off: str) -> None:
+    """Waits for the tasks up to `timeout` seconds, then cancels and counts the rest."""
+    _, pending = await asyncio.wait(tasks, timeout=timeout) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if pending:
+        recorder.counts[cut_off] += len(pending)
 
 
 def watcher_latencies(load: Load) -> list[float]:
@@ -169,6 +180,7 @@ async def run(config: dict) -> dict:
         page_views = json.load(figures)
     await load.agents.stop()
     await load.close()
+    delays = watcher_latencies(load)
     result = load.recorder.summary(elapsed)
     # Steady state: from when the first chats end (they last about 15 s) to the last arrival.
     window = (min(25, int(config["seconds"]) // 2), int(config["seconds"]))
@@ -177,7 +189,6 @@ async def run(config: dict) -> dict:
         "chats_per_s": load.recorder.steady_rate("StartChat", *window),
         "messages_per_s": load.recorder.steady_rate("SendMessage", *window),
     }
-    delays = watcher_latencies(load)
     if delays:
         result["latency_ms"]["message to watcher"] = {
             "n": len(delays),

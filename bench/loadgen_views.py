@@ -15,6 +15,7 @@ import grpc
 from kaiwa.visitor.v1 import visitor_pb2 as vis
 from kaiwa.visitor.v1.visitor_pb2_grpc import VisitorServiceStub
 
+from bench.loadgen import finish
 from bench.loadgen_record import Recorder
 from kaiwa_common.auth import mint_token
 from kaiwa_common.config import Settings
@@ -52,7 +53,7 @@ async def run(config: dict) -> dict:
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(view(i)))
-        await asyncio.gather(*tasks)
+        await finish(tasks, config["drain_seconds"], recorder, "page views cut off at the end")
         return recorder.summary(time.perf_counter() - began)
 
 

@@ -2,9 +2,9 @@
 `make run` (tests/e2e/suite.py, with ai_assist on the local LLM stand-in in this
 process), the load generator a process of its own (bench.loadgen, which starts the
 page-view process). Measures each process's idle CPU and memory, the mixed load at 1x
-(KAIWA_BENCH_RATE chats a second in the main department, default 10, for
+(KAIWA_BENCH_RATE chats a second in the main department, default 5, for
 KAIWA_BENCH_SECONDS, default 60), the same load at 2x, 4x (8x when 4x has not bent yet)
-for KAIWA_BENCH_SCALE_SECONDS (default 40), and the baselines at the concurrency the load
+for KAIWA_BENCH_SCALE_SECONDS (default 30), and the baselines at the concurrency the load
 produced (Little's law: completions per second x mean latency)."""
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def load_config(suite: Suite, rate: float, seconds: float, workdir: Path) -> dic
         "countdown_share": 0.3,
         "rewrite_share": 0.2,
         "views_per_chat": 50,
-        "assign_timeout": 300,
+        "assign_timeout": 120,
+        "drain_seconds": 60,  # after the last arrival; what is still running then is cut off and counted
         "output": str(workdir / f"load-{tag}.json"),
         "views_output": str(workdir / f"views-{tag}.json"),
     }
@@ -120,9 +121,9 @@ def watch_suite(monitor: ProcessMonitor, suite: Suite) -> None:
 
 
 async def main() -> dict:
-    rate = float(os.environ.get("KAIWA_BENCH_RATE", "10"))
+    rate = float(os.environ.get("KAIWA_BENCH_RATE", "5"))
     seconds = float(os.environ.get("KAIWA_BENCH_SECONDS", "60"))
-    scale_seconds = float(os.environ.get("KAIWA_BENCH_SCALE_SECONDS", "40"))
+    scale_seconds = float(os.environ.get("KAIWA_BENCH_SCALE_SECONDS", "30"))
     workdir = Path(tempfile.mkdtemp(prefix="kaiwa-mixed-"))
     out: dict = {"config": load_config_summary(rate, seconds, scale_seconds)}
     async with Suite.start() as suite:

@@ -164,6 +164,14 @@ def process_table(mixed: dict) -> list[str]:
     return lines
 
 
+def counts_line(mixed: dict) -> str:
+    run = mixed["mixed"]
+    counts = ", ".join(f"{name} {value:,}" for name, value in sorted(run["counts"].items()))
+    errors = ", ".join(f"{name} {value:,}" for name, value in sorted(run["errors"].items())) or "none"
+    logged = len(mixed.get("service_error_lines", []))
+    return f"1× load, counted: {counts}. RPC errors: {errors}. Error lines in the services' logs: {logged}."
+
+
 def tables(results: dict) -> str:
     lines = ["| figure | value | baseline | ratio | goal | met? |", "|---|---|---|---|---|---|"]
     if "mixed" in results:
@@ -171,6 +179,7 @@ def tables(results: dict) -> str:
     if "stored" in results:
         lines += stored_rows(results["stored"])
     if "mixed" in results:
+        lines += ["", counts_line(results["mixed"])]
         lines += ["", "How the cost grows with the rate:", ""] + scale_table(results["mixed"])
         lines += ["", "CPU (percent of one core) and largest resident memory per process:", ""] + process_table(results["mixed"])
     stamps = ", ".join(f"{name} {section['measured_at']}" for name, section in sorted(results.items()))
