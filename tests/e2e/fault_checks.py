@@ -139,9 +139,10 @@ async def check_timers_and_assignments(conn: asyncpg.Connection, ledger: Ledger)
         assert history[chat_id] == (kind != MISSED), f"chat {chat_id} has {history[chat_id]} assignments"
         if kind == COUNTDOWN:
             assert shown["countdown_started"] == 1, (chat_id, shown)
+            fired["countdown"] += 1
         if kind == MISSED:
             assert shown["missed"] == 1, (chat_id, shown)
-        fired[kind] += kind != ANSWERED
+            fired["missed chat"] += 1
     assert await conn.fetchval("SELECT count(*) FROM routing.assignments WHERE released_at IS NULL") == 0
     assert await conn.fetchval("SELECT count(*) FROM routing.agents WHERE active_chats <> 0") == 0
     return fired

@@ -100,13 +100,10 @@ class Suite:
 
     def spawn(self, name: str) -> None:
         """Start service `name` as a process (again, after kill: its log continues)."""
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]],
-            env=self.env,
-            cwd=ROOT,
-            stdout=open(self.logs / f"{name}.log", "ab"),
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.logs / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", MODULES[name]], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def kill(self, name: str) -> None:
         """kill -9: the service gets no chance to finish anything (fault tests)."""

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 AGENTS = 4
 MAX_CHATS = 3
 CHAT_INTERVAL = 0.4  # a new chat this often
+IN_FLIGHT = 10  # at most this many chats under way at once (agents hold 12)
 MESSAGES = 5  # per side, about
 COUNTDOWNS = 4
 CONVERGE = 90  # seconds for anything to settle after the last fault (ack_wait is 30 s)
@@ -151,7 +152,10 @@ async def test_plat01_rout02_conv06_nothing_lost_doubled_or_over_capacity_under_
         load = Load(suite, tenant, *await _staff(suite, tenant))
         sampler = checks.CapacitySampler(suite.env["KAIWA_DATABASE_URL"])
         stop = asyncio.Event()
-        running = [asyncio.create_task(sampler.run()), asyncio.create_task(load.run(stop, CHAT_INTERVAL, MESSAGES, COUNTDOWNS))]
+        running = [
+            asyncio.create_task(sampler.run()),
+            asyncio.create_task(load.run(stop, CHAT_INTERVAL, MESSAGES, COUNTDOWNS, IN_FLIGHT)),
+        ]
         faults = Faults(suite, pg, nats_server, load.ledger)
         try:
             await faults.inject_all()
