@@ -153,6 +153,13 @@ def delivered_in_order(ledger: Ledger, stored: dict[str, list[int]]) -> bool:
     return all(ledger.delivered.get(chat_id) == seqs for chat_id, seqs in stored.items())
 
 
+async def delivered_messages(conn: asyncpg.Connection, ledger: Ledger) -> int:
+    """Stored messages of the load's chats that their watcher received."""
+    rows = await conn.fetch("SELECT chat_id, seq FROM conversation.messages")
+    seen = {chat_id: set(seqs) for chat_id, seqs in ledger.delivered.items()}
+    return sum(row["seq"] in seen.get(str(row["chat_id"]), ()) for row in rows)
+
+
 async def stored_seqs(conn: asyncpg.Connection) -> dict[str, list[int]]:
     rows = await conn.fetch(
         "SELECT chat_id, seq FROM conversation.messages UNION ALL SELECT chat_id, seq FROM conversation.chat_events ORDER BY 1, 2"

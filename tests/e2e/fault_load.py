@@ -106,7 +106,8 @@ class Load:
         chat = await retried(self.ledger, lambda: self.conversation.StartChat(request, metadata=visitor, timeout=CALL_TIMEOUT))
         self.ledger.chats[chat.id] = kind
         self.background.append(asyncio.create_task(self._watch(chat.id, visitor)))
-        await self._send(chat.id, visitor, f"v{number}-0", "こんにちは")
+        # A chat that is missed may end before the visitor's first line gets in: refused then.
+        await self._send(chat.id, visitor, f"v{number}-0", "こんにちは", may_be_refused=kind == MISSED)
         if kind == MISSED:
             return
         owners = await eventually(lambda: self.ledger.accepted.get(chat.id), f"chat {number} accepted", timeout=GIVE_UP_AFTER)
@@ -116,12 +117,14 @@ class Load:
             await self._send(chat.id, visitor, f"v{number}-{n}", f"質問 {n}")
         await self._end(chat.id, agent, COUNTDOWN_SECONDS if kind == COUNTDOWN else 0)
 
-    async def _send(self, chat_id: str, md, client_message_id: str, text: str) -> None:
+    async def _send(self, chat_id: str, md, client_message_id: str, text: str, may_be_refused: bool = False) -> None:
         request = conv.SendMessageRequest(chat_id=chat_id, text=text, client_message_id=client_message_id)
         self.ledger.sent += 1
         try:
             reply = await retried(self.ledger, lambda: self.conversation.SendMessage(request, metadata=md, timeout=CALL_TIMEOUT))
         except grpc.aio.AioRpcError as err:
+            if not may_be_refused or err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
             self.ledger.refused[err.code().name] += 1
             return
         self.ledger.acked[client_message_id] = (chat_id, reply.seq)
