@@ -67,17 +67,19 @@ class Load:
         self.agents = agents  # agent id -> call metadata
         self.ledger = Ledger()
         self.scripts: list[asyncio.Task] = []
+        self.countdowns = True  # cleared once no more countdowns are wanted (each holds an agent 30 s)
         self.background: list[asyncio.Task] = []
 
-    async def run(self, stop: asyncio.Event, interval: float, messages: int, countdowns: int, in_flight: int) -> None:
+    async def run(self, stop: asyncio.Event, interval: float, messages: int, in_flight: int) -> None:
         """Agents on their offers, then a new chat every `interval` seconds until `stop`,
         while fewer than `in_flight` chats are under way: a backlog left by a fault is
-        worked off instead of growing past what this machine serves."""
+        worked off instead of growing past what this machine serves. Every eighth chat
+        ends with a countdown while `countdowns` is set, every fifth is missed."""
         self.background += [asyncio.create_task(self._agent(agent_id, md)) for agent_id, md in self.agents.items()]
         number = 0
         while not stop.is_set():
             if sum(not task.done() for task in self.scripts) < in_flight:
-                kind = COUNTDOWN if number % 4 == 1 and number < 4 * countdowns else MISSED if number % 5 == 4 else ANSWERED
+                kind = COUNTDOWN if number % 8 == 1 and self.countdowns else MISSED if number % 5 == 4 else ANSWERED
                 self.scripts.append(asyncio.create_task(self._chat(number, kind, messages)))
                 number += 1
             await asyncio.sleep(interval)

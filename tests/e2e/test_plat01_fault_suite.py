@@ -40,7 +40,6 @@ MAX_CHATS = 3
 CHAT_INTERVAL = 0.4  # a new chat this often
 IN_FLIGHT = 10  # at most this many chats under way at once (agents hold 12)
 MESSAGES = 5  # per side, about
-COUNTDOWNS = 4
 CONVERGE = 90  # seconds for anything to settle after the last fault (ack_wait is 30 s)
 
 
@@ -86,25 +85,64 @@ async def _staff(suite: Suite, tenant: str) -> tuple[str, str, dict[str, tuple]]
 
 
 class Faults:
-    """One fault at a time; after each, every service SERVING and the load moving again."""
+    """One fault at a time; after each, every service SERVING and the load moving again.
+    routing and conversation are killed just before one of their timers comes due (a
+    missed-chat wait, a countdown), so it comes due while they are down."""
 
-    def __init__(self, suite: Suite, pg: LocalPostgres, nats_server: LocalNats, ledger: Ledger):
-        self.suite, self.pg, self.nats_server, self.ledger = suite, pg, nats_server, ledger
+    TIMED = {"routing": "max_wait", "conversation": "conversation.countdown"}  # service -> timer kind
+
+    def __init__(self, suite: Suite, pg: LocalPostgres, nats_server: LocalNats, load: Load):
+        self.suite, self.pg, self.nats_server, self.load = suite, pg, nats_server, load
         self.serving: dict[str, float] = {}  # fault -> seconds until every service was SERVING again
         self.moving: dict[str, float] = {}  # fault -> seconds until the load had 10 more messages acknowledged
+        self.due_while_down: dict[str, float] = {}  # fault -> seconds after the kill its timer came due
 
     async def inject_all(self) -> None:
-        plan = [("kill -9 " + name, lambda name=name: self._kill(name)) for name in MODULES]
-        plan.insert(2, ("restart NATS", self._restart_nats))
-        plan.insert(5, ("restart PostgreSQL", self._restart_postgres))
+        kill = {name: (lambda name=name: self._kill(name)) for name in MODULES}
+        plan = [
+            ("kill -9 crm_bridge", kill["crm_bridge"]),
+            ("kill -9 visitor", kill["visitor"]),
+            ("kill -9 routing", kill["routing"]),
+            ("restart NATS", self._restart_nats),
+            ("kill -9 conversation", kill["conversation"]),
+            ("restart PostgreSQL", self._restart_postgres),
+            ("kill -9 ai_assist", kill["ai_assist"]),
+        ]
+        assert {fault.removeprefix("kill -9 ") for fault, _ in plan} >= set(MODULES)
         for fault, inject in plan:
             await self._load_moving(f"the load to move before: {fault}")
+            service = fault.removeprefix("kill -9 ")
+            timer_kind = self.TIMED.get(service)
+            due_in = await self._timer_due_soon(service, timer_kind) if timer_kind else None
             began = time.monotonic()
             inject()
             await self.suite.wait_serving(timeout=60)
             self.serving[fault] = time.monotonic() - began
+            if due_in is not None:
+                assert due_in < self.serving[fault], f"{fault}: the {timer_kind} timer came due after the restart"
+                self.due_while_down[fault] = due_in
             await self._load_moving(f"the load to move again after: {fault}")
             self.moving[fault] = time.monotonic() - began
+            if fault == "kill -9 conversation":
+                self.load.countdowns = False  # the rest of the run need not wait for new ones
+
+    async def _timer_due_soon(self, service: str, kind: str) -> float:
+        """Wait until a timer of `kind` (in `service`'s schema) comes due within the next
+        second; its seconds left."""
+
+        async def due_in() -> float | None:
+            conn = await asyncpg.connect(self.suite.env["KAIWA_DATABASE_URL"])
+            try:
+                left = await conn.fetchval(
+                    f'SELECT extract(epoch FROM min(due_at) - clock_timestamp()) FROM "{service}".timers WHERE kind = $1 '
+                    "AND due_at > clock_timestamp() + interval '0.2 s'",
+                    kind,
+                )
+            finally:
+                await conn.close()
+            return float(left) if left is not None and left < 1.0 else None
+
+        return await eventually(due_in, f"a {kind} timer about to come due in {service}", timeout=45, interval=0.1)
 
     def _kill(self, name: str) -> None:
         self.suite.kill(name)
@@ -119,8 +157,8 @@ class Faults:
         self.pg.start()
 
     async def _load_moving(self, what: str) -> None:
-        acked = len(self.ledger.acked)
-        await eventually(lambda: len(self.ledger.acked) >= acked + 10, what, timeout=60, interval=0.1)
+        acked = len(self.load.ledger.acked)
+        await eventually(lambda: len(self.load.ledger.acked) >= acked + 10, what, timeout=60, interval=0.1)
 
 
 async def _converged(suite: Suite, conn: asyncpg.Connection, load: Load) -> checks.Streams:
@@ -153,9 +191,9 @@ async def test_plat01_rout02_conv06_nothing_lost_doubled_or_over_capacity_under_
         stop = asyncio.Event()
         running = [
             asyncio.create_task(sampler.run()),
-            asyncio.create_task(load.run(stop, CHAT_INTERVAL, MESSAGES, COUNTDOWNS, IN_FLIGHT)),
+            asyncio.create_task(load.run(stop, CHAT_INTERVAL, MESSAGES, IN_FLIGHT)),
         ]
-        faults = Faults(suite, pg, nats_server, load.ledger)
+        faults = Faults(suite, pg, nats_server, load)
         try:
             await faults.inject_all()
             stop.set()
@@ -195,3 +233,5 @@ async def _check_and_report(conn, streams: checks.Streams, ledger: Ledger, sampl
     print(f"{len(faults.serving)} faults, seconds until   every service SERVING   10 more messages acked")
     for fault, seconds in faults.serving.items():
         print(f"  {fault:34} {seconds:5.1f} {faults.moving[fault]:23.1f}")
+    for fault, due in faults.due_while_down.items():
+        print(f"{fault}: its {Faults.TIMED[fault.removeprefix('kill -9 ')]} timer came due {due:.1f} s after the kill")
