@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from tests.e2e.fault_checks import schemas_with
 from tests.e2e.suite import Suite
 from tests.fixtures import eventually
 
@@ -28,17 +29,12 @@ BROKEN = {
 }
 
 
-async def _schemas_with(conn: asyncpg.Connection, table: str) -> list[str]:
-    rows = await conn.fetch("SELECT table_schema FROM information_schema.tables WHERE table_name = $1", table)
-    return sorted(row["table_schema"] for row in rows)
-
-
 async def broken_rows(suite: Suite) -> dict[str, list]:
     """Each rule with the rows that break it, once every outbox is drained (a settle
     period: the relays publish within moments); no event may be parked as a dead letter."""
     conn = await asyncpg.connect(suite.env["KAIWA_DATABASE_URL"])
     try:
-        outboxes = await _schemas_with(conn, "outbox")
+        outboxes = await schemas_with(conn, "outbox")
 
         async def drained():
             counts = {s: await conn.fetchval(f'SELECT count(*) FROM "{s}".outbox') for s in outboxes}
@@ -46,7 +42,7 @@ async def broken_rows(suite: Suite) -> dict[str, list]:
 
         await eventually(drained, "every outbox row is published", timeout=20)
         found = {rule: await conn.fetch(query) for rule, query in BROKEN.items()}
-        for schema in await _schemas_with(conn, "dead_letters"):
+        for schema in await schemas_with(conn, "dead_letters"):
             found[f"dead letter in {schema}"] = await conn.fetch(f'SELECT consumer, subject, error FROM "{schema}".dead_letters')
         return {rule: [tuple(row) for row in rows] for rule, rows in found.items() if rows}
     finally:
