@@ -1,9 +1,11 @@
 // Headless Chromium for the console's browser test: Debian's (no browser download),
 // a new empty profile each run, pages that report their errors, fail on any dialog (a
 // script a message smuggled in would show one) and save screenshots into KAIWA_SHOTS.
+import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 export const env = (name) => process.env[name] ?? (() => { throw new Error(`${name} not set`); })();
@@ -60,4 +62,14 @@ export async function signIn(page, name, online = true) {
   if (!online) return;
   await page.click("#online");
   await page.locator("#online", { hasText: "Online" }).waitFor({ timeout });
+}
+
+/** Tells the test `news` (a line on stdout) and waits for its answer (a line on stdin). */
+export async function askTest(news) {
+  const answers = createInterface({ input: process.stdin });
+  const answered = once(answers, "line");
+  console.log(news);
+  const [answer] = await answered;
+  answers.close();
+  return answer;
 }

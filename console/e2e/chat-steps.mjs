@@ -1,11 +1,12 @@
 // The browser test's chat steps: a chat started and accepted (with the visitor's details
 // and CRM record), replies live both ways, markup kept as text, the AI rewrite, a pushed page.
-import { env, shot, signIn, timeout } from "./browser.mjs";
+import { askTest, env, shot, signIn, timeout } from "./browser.mjs";
 
 export const MARKUP = "<img src=x onerror=alert(1)><b>bold</b>";
 const QUESTION = "Do you ship to Osaka?";
 
-/** Returns the CRM panel's texts once the lead's company shows in it. */
+/** The visitor's e-mail matches no CRM record: Aiko adds them as a lead from the chat
+ * (CRM-03); the test then gives the lead a deal, which Ken's panel shows later. */
 export async function startAndAccept(agent, visitor) {
   await signIn(agent, "Aiko");
   await visitor.fill("#email", env("KAIWA_VISITOR_EMAIL"));
@@ -15,10 +16,16 @@ export async function startAndAccept(agent, visitor) {
   await agent.locator(".offer", { hasText: QUESTION }).locator("button.accept").click({ timeout });
   await agent.locator("#messages .msg.visitor", { hasText: QUESTION }).waitFor({ timeout });
   await agent.locator("#visitor dt", { hasText: "Browser" }).waitFor({ timeout });
+  await agent.locator("#crm-add").waitFor({ timeout });
+  await agent.fill("#crm-company", "Osaka Trading");
+  await agent.fill("#crm-phone", "06-1234-5678");
+  await agent.click("#crm-add-button");
   await agent.locator("#crm dd", { hasText: "Osaka Trading" }).waitFor({ timeout });
+  await agent.locator("#crm-add").waitFor({ state: "hidden", timeout });
   await shot(agent, "agent-crm");
-  const text = (selector) => agent.textContent(selector);
-  return { summary: await text("#crm-message"), record: await text("#crm"), deals: await text("#crm-deals") };
+  const record = await agent.textContent("#crm");
+  if ((await askTest("lead-added")) !== "deal-added") throw new Error("the test did not add the deal");
+  return record;
 }
 
 /** The agent's typing, then their reply, reach the visitor live; the visitor answers. */

@@ -40,7 +40,7 @@ async function optionValue(page, select, text) {
   return option.first().getAttribute("value");
 }
 
-/** Aiko invites Ken, who sees the chat; a transfer to the department, which Ken (its only
+/** Aiko invites Ken, who sees the chat (and the lead's deal: returned); a transfer to the department, which Ken (its only
  * other agent online) declines; then one to Ken, which he takes over. */
 export async function inviteAndTransfer(agent, ken) {
   await signIn(ken, "Ken");
@@ -50,7 +50,9 @@ export async function inviteAndTransfer(agent, ken) {
   await agent.locator("#members .member", { hasText: "Ken Sato (participant" }).waitFor({ timeout });
   await ken.locator("#my-chats .my-chat", { hasText: "Do you ship to Osaka?" }).locator("button.open").click({ timeout });
   await ken.locator("#messages .msg.visitor", { hasText: "Do you ship to Osaka?" }).waitFor({ timeout });
+  await ken.locator("#crm-deals .deal", { hasText: "Osaka shipping contract" }).waitFor({ timeout });
   await shot(ken, "agent-invited");
+  const crm = { summary: await ken.textContent("#crm-message"), deals: await ken.textContent("#crm-deals") };
 
   await agent.selectOption("#transfer-to", await optionValue(agent, "#transfer-to", "Department Support"));
   await agent.fill("#transfer-note", "Anyone in Support?");
@@ -70,6 +72,7 @@ export async function inviteAndTransfer(agent, ken) {
   await ken.locator("#members .member", { hasText: "Ken Sato (owner" }).waitFor({ timeout });
   await agent.locator("#members .member", { hasText: "Ken Sato (owner" }).waitFor({ timeout });
   await shot(ken, "agent-taken-over");
+  return crm;
 }
 
 /** Ken ends the chat with a 30 s countdown, which runs out on both screens. */

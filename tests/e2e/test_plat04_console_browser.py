@@ -1,12 +1,14 @@
 """PLAT-04: the web console in a real browser (Debian's headless Chromium).
 
 The five services, the gateway and the console's static server run as in `make run`,
-with a demo tenant made by the same code, and a CRM lead for the visitor's e-mail.
+with a demo tenant made by the same code.
 console/e2e/chat.mjs (playwright-core from the console's node_modules, launching
 /usr/bin/chromium, no browser download) drives a visitor page and two agent pages:
 
-- the visitor starts a chat; Aiko accepts and sees the visitor's details and CRM record
-  (CRM-02); replies live both ways with typing; markup in messages stays text both ways;
+- the visitor starts a chat with an e-mail the CRM does not know; Aiko accepts, sees the
+  visitor's details and adds them as a lead from the chat (CRM-03), shown in the CRM
+  panel (CRM-02); the test then gives the lead a deal, which Ken's panel shows later;
+- replies live both ways with typing; markup in messages stays text both ways;
 - the AI rewrite's result lands in the draft box and is sent; a page pushed with #p is
   offered to the visitor;
 - an end countdown is cancelled by the visitor typing, another by Aiko's cancel (CONV-06);
@@ -45,31 +47,47 @@ MARKUP = "<img src=x onerror=alert(1)><b>bold</b>"  # the driver sends it each w
 SCREENS = ("visitor-chat", "agent-crm", "agent-invited", "agent-transfer", "agent-taken-over", "visitor-ended", "agent-ended")
 
 
-async def add_crm_lead(suite: Suite, tenant: str) -> None:
-    """The visitor's e-mail matches a lead in the tenant's built-in CRM."""
+async def add_deal(suite: Suite, tenant: str) -> None:
+    """Sales gives the lead the agent added from the chat an open deal (admin upsert by e-mail)."""
     admin = (("authorization", f"Bearer {mint_token(Settings(), tenant, 'admin', 'console-test@kaiwa.local')}"),)
-    request = crm.UpsertRecordRequest(
-        type=crm.RECORD_TYPE_LEAD,
-        email=VISITOR_EMAIL,
-        name="Hana Suzuki",
-        fields={"company": "Osaka Trading", "phone": "06-1234-5678", "status": "Contacted"},
-        deals=[
-            crm.Deal(name="Osaka shipping contract", stage="Negotiation", amount=1200000, closing_date="2027-01-31", open=True)
-        ],
-    )
+    deal = crm.Deal(name="Osaka shipping contract", stage="Negotiation", amount=1200000, closing_date="2027-01-31", open=True)
+    request = crm.UpsertRecordRequest(type=crm.RECORD_TYPE_LEAD, email=VISITOR_EMAIL, deals=[deal])
     await crm_grpc.CrmBridgeServiceStub(suite.channel("crm_bridge")).UpsertRecord(request, metadata=admin, timeout=10)
 
 
-async def drive_browser(env: dict[str, str]) -> tuple[int, str, str]:
+async def drive_browser(env: dict[str, str], on_lead_added) -> tuple[int, list[str], str]:
+    """Runs the driver, answering its "lead-added" with on_lead_added() and "deal-added"."""
     proc = await asyncio.create_subprocess_exec(
-        "node", str(DRIVER), cwd=ROOT / "console", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        "node",
+        str(DRIVER),
+        cwd=ROOT / "console",
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 260)
-    return proc.returncode, out.decode(), err.decode()
+    errors = asyncio.create_task(proc.stderr.read())
+    lines: list[str] = []
+    try:
+        async for raw in proc.stdout:
+            line = raw.decode().strip()
+            if line == "lead-added":
+                await on_lead_added()
+                proc.stdin.write(b"deal-added\n")
+                await proc.stdin.drain()
+                proc.stdin.close()
+            elif line:
+                lines.append(line)
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, lines, (await errors).decode()
 
 
 @pytest.mark.timeout(330)
-async def test_plat04_rout06_rout07_conv06_crm02_console_in_a_browser(tenant):
+async def test_plat04_rout06_rout07_conv06_crm02_crm03_console_in_a_browser(tenant):
     missing = [p for p in (CONSOLE / "agent.js", ROOT / "console/node_modules/playwright-core", Path(CHROMIUM)) if not p.exists()]
     assert not missing, f"run `make setup` first (builds the console, installs chromium): missing {missing}"
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -80,7 +98,6 @@ async def test_plat04_rout06_rout07_conv06_crm02_console_in_a_browser(tenant):
         demo = await asyncio.to_thread(ensure_demo_tenant, Settings(), addresses, tenant)
         again = await asyncio.to_thread(ensure_demo_tenant, Settings(), addresses, tenant)
         assert (again.department_id, again.widget_key) == (demo.department_id, demo.widget_key)  # idempotent
-        await add_crm_lead(suite, tenant)
         server = start_console(0, suite.gateway_url)
         try:
             console_url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -94,17 +111,18 @@ async def test_plat04_rout06_rout07_conv06_crm02_console_in_a_browser(tenant):
                 KAIWA_SHOTS=str(SHOTS),
                 CHROMIUM=CHROMIUM,
             )
-            returncode, out, err = await drive_browser(env)
+            run = drive_browser(env, lambda: add_deal(suite, tenant))
+            returncode, out, err = await asyncio.wait_for(run, 260)
         finally:
             server.shutdown()
         asked = [json.dumps(request["body"]).lower() for request in suite.llm.requests]
     print(f"console screenshots in {SHOTS}")
     assert returncode == 0, f"browser run failed (screenshots in {SHOTS}):\n{err[-4000:]}"
-    result = json.loads(out.strip().splitlines()[-1])
+    result = json.loads(out[-1])
     assert result["rewritten"] == f"Rewritten: {DRAFT}"  # the fake LLM's answer, shown in the draft box
     assert any("polite" in body and DRAFT in body for body in asked), asked  # the tone picked in the menu
     assert result["markup"] == {"agent": MARKUP, "visitor": MARKUP}  # shown as text, no element made
-    assert "Osaka Trading" in result["crm"]["record"] and "06-1234-5678" in result["crm"]["record"]
+    assert "Osaka Trading" in result["crm"]["record"] and "06-1234-5678" in result["crm"]["record"]  # added from the chat
     assert "Osaka shipping contract" in result["crm"]["deals"] and "1 open deal" in result["crm"]["summary"]
     assert result["ended"] == {"agent": "The chat has ended.", "visitor": "The chat has ended."}
     for screen in SCREENS:
