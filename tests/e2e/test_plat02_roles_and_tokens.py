@@ -208,3 +208,12 @@ async def test_plat02_a_visitor_cannot_act_as_another_visitor(suite, objects):
         suite, "conversation", "ListMessages", conv.ListMessagesRequest(chat_id=victim_chat), other.admin
     )
     assert "impostor" not in [m.text for m in messages.messages]
+    # Starting a chat in another visitor's name: refused, or the chat is the caller's own.
+    request = conv.StartChatRequest(channel=conv.CHANNEL_WEB, department_id=objects.ids["department"], visitor_id=victim)
+    started, err = await call(
+        suite.channel("conversation"), _descriptor("conversation"), _method("conversation", "StartChat"), request, objects.visitor
+    )
+    if err is None:
+        assert started.visitor_id == objects.ids["visitor"], started
+    else:
+        assert err.code() in (DENIED, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION), err
