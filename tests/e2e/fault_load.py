@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 import grpc
 from kaiwa.conversation.v1 import conversation_pb2 as conv
@@ -28,6 +28,7 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 CALL_TIMEOUT = 10
 GIVE_UP_AFTER = 90  # seconds of retrying one call: longer than any fault lasts
 RETRY_PAUSE = 0.2
+MAX_REOPEN_PAUSE = 1.6  # a stream is opened again at most this long after it broke
 COUNTDOWN_SECONDS = 30  # the shortest the API takes
 ANSWERED, COUNTDOWN, MISSED = "answered", "countdown", "missed"
 
@@ -154,30 +155,41 @@ class Load:
     async def _watch(self, chat_id: str, md) -> None:
         """The chat live, resumed after the last sequence seen whenever the stream breaks."""
         seen = self.ledger.delivered.setdefault(chat_id, [])
-        while True:
+
+        def stream():
             request = conv.StreamChatRequest(chat_id=chat_id, after_seq=seen[-1] if seen else 0)
-            try:
-                async for event in self.conversation.StreamChat(request, metadata=md):
-                    if event.seq:
-                        seen.append(event.seq)
-            except grpc.aio.AioRpcError as err:
-                if err.code() not in RETRYABLE:
-                    raise
-                self.ledger.stream_breaks += 1
-            await asyncio.sleep(RETRY_PAUSE)
+            return self.conversation.StreamChat(request, metadata=md)
+
+        def on_event(event) -> None:
+            if event.seq:
+                seen.append(event.seq)
+
+        await self._follow(stream, on_event)
 
     async def _agent(self, agent_id: str, md) -> None:
         """The agent's offers, followed again whenever the stream breaks; each accepted at once."""
+
+        def on_update(update) -> None:
+            if not update.withdrawn and update.offer.chat_id not in self.ledger.accepted:
+                self.background.append(asyncio.create_task(self._accept(agent_id, md, update.offer.chat_id)))
+
+        await self._follow(lambda: self.routing.StreamOffers(rt.StreamOffersRequest(), metadata=md), on_update)
+
+    async def _follow(self, open_stream: Callable[[], AsyncIterator], on_item: Callable[[object], None]) -> None:
+        """A server stream followed for good: opened again after a break, a little later
+        each time while the service stays unreachable."""
+        pause = RETRY_PAUSE
         while True:
             try:
-                async for update in self.routing.StreamOffers(rt.StreamOffersRequest(), metadata=md):
-                    if not update.withdrawn and update.offer.chat_id not in self.ledger.accepted:
-                        self.background.append(asyncio.create_task(self._accept(agent_id, md, update.offer.chat_id)))
+                async for item in open_stream():
+                    on_item(item)
+                    pause = RETRY_PAUSE
             except grpc.aio.AioRpcError as err:
                 if err.code() not in RETRYABLE:
                     raise
                 self.ledger.stream_breaks += 1
-            await asyncio.sleep(RETRY_PAUSE)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, MAX_REOPEN_PAUSE)
 
     async def _accept(self, agent_id: str, md, chat_id: str) -> None:
         request = rt.AcceptChatRequest(chat_id=chat_id)
