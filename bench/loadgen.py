@@ -198,6 +198,7 @@ async def run(config: dict) -> dict:
     result["latency_ms"].update(page_views["latency_ms"])
     result["counts"].update(page_views["counts"])
     result["errors"].update(page_views["errors"])
+    result["error_details"].update(page_views["error_details"])
     return result
 
 

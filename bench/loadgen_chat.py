@@ -84,15 +84,18 @@ async def run_chat(load, department: str, queued: bool) -> None:
 
 async def show_queue_position(load, chat_id: str, visitor) -> tuple[int, float] | None:
     """The first estimate GetQueuePosition shows while the chat waits (None: it never waited)."""
-    for _ in range(200):
+    deadline = time.monotonic() + load.config["assign_timeout"]
+    while time.monotonic() < deadline:
         try:
             position = await load.recorder.timed(
                 "GetQueuePosition", load.routing.GetQueuePosition(rt.GetQueuePositionRequest(chat_id=chat_id), metadata=visitor)
             )
         except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:  # routing has not seen chat_started yet
+            # routing has not taken chat_started in yet: NOT_FOUND, or UNAVAILABLE when it
+            # gave up waiting for it
+            if error.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
                 raise
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
             continue
         return (position.estimated_wait_seconds, time.perf_counter()) if position.position > 0 else None
     return None

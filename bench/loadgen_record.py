@@ -16,6 +16,7 @@ class Recorder:
         self.latencies: dict[str, list[float]] = defaultdict(list)  # seconds
         self.counts: Counter = Counter()
         self.errors: Counter = Counter()
+        self.error_details: dict[str, str] = {}  # the first error's details of each kind
         self.queue_waits: list[tuple[int, float]] = []  # (estimate shown, actual wait) in seconds
         self.began = time.perf_counter()
         self.per_second: dict[str, Counter] = defaultdict(Counter)  # name -> second of the run -> completed
@@ -36,13 +37,16 @@ class Recorder:
         try:
             result = await call
         except grpc.aio.AioRpcError as error:
-            self.errors[f"{name}: {error.code().name}"] += 1
+            kind = f"{name}: {error.code().name}"
+            self.errors[kind] += 1
+            self.error_details.setdefault(kind, (error.details() or "")[:200])
             raise
         self.took(name, began)
         return result
 
     def summary(self, elapsed: float) -> dict:
         out = {"elapsed_s": elapsed, "counts": dict(self.counts), "errors": dict(self.errors), "latency_ms": {}}
+        out["error_details"] = self.error_details
         for name, values in self.latencies.items():
             out["latency_ms"][name] = {
                 "n": len(values),

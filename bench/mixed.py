@@ -2,7 +2,7 @@
 `make run` (tests/e2e/suite.py, with ai_assist on the local LLM stand-in in this
 process), the load generator a process of its own (bench.loadgen, which starts the
 page-view process). Measures each process's idle CPU and memory, the mixed load at 1x
-(KAIWA_BENCH_RATE chats a second in the main department, default 5, for
+(KAIWA_BENCH_RATE chats a second in the main department, default 2, for
 KAIWA_BENCH_SECONDS, default 60), the same load at 2x, 4x (8x when 4x has not bent yet)
 for KAIWA_BENCH_SCALE_SECONDS (default 30), and the baselines at the concurrency the load
 produced (Little's law: completions per second x mean latency)."""
@@ -121,7 +121,7 @@ def watch_suite(monitor: ProcessMonitor, suite: Suite) -> None:
 
 
 async def main() -> dict:
-    rate = float(os.environ.get("KAIWA_BENCH_RATE", "5"))
+    rate = float(os.environ.get("KAIWA_BENCH_RATE", "2"))
     seconds = float(os.environ.get("KAIWA_BENCH_SECONDS", "60"))
     scale_seconds = float(os.environ.get("KAIWA_BENCH_SCALE_SECONDS", "30"))
     workdir = Path(tempfile.mkdtemp(prefix="kaiwa-mixed-"))
