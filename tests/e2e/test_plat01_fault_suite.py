@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import asyncpg
 import pytest
@@ -41,6 +42,8 @@ CHAT_INTERVAL = 0.4  # a new chat this often
 IN_FLIGHT = 10  # at most this many chats under way at once (agents hold 12)
 MESSAGES = 5  # per side, about
 CONVERGE = 90  # seconds for anything to settle after the last fault (ack_wait is 30 s)
+# One at a time: a service name is kill -9 and start again, NATS / PostgreSQL a restart.
+FAULT_ORDER = ("crm_bridge", "visitor", "routing", "NATS", "conversation", "PostgreSQL", "ai_assist")
 
 
 @pytest.fixture
@@ -98,37 +101,33 @@ class Faults:
         self.due_while_down: dict[str, float] = {}  # fault -> seconds after the kill its timer came due
 
     async def inject_all(self) -> None:
-        kill = {name: (lambda name=name: self._kill(name)) for name in MODULES}
-        plan = [
-            ("kill -9 crm_bridge", kill["crm_bridge"]),
-            ("kill -9 visitor", kill["visitor"]),
-            ("kill -9 routing", kill["routing"]),
-            ("restart NATS", self._restart_nats),
-            ("kill -9 conversation", kill["conversation"]),
-            ("restart PostgreSQL", self._restart_postgres),
-            ("kill -9 ai_assist", kill["ai_assist"]),
-        ]
-        assert {fault.removeprefix("kill -9 ") for fault, _ in plan} >= set(MODULES)
-        for fault, inject in plan:
-            await self._load_moving(f"the load to move before: {fault}")
-            service = fault.removeprefix("kill -9 ")
-            timer_kind = self.TIMED.get(service)
-            due_in = await self._timer_due_soon(service, timer_kind) if timer_kind else None
-            began = time.monotonic()
-            inject()
-            await self.suite.wait_serving(timeout=60)
-            self.serving[fault] = time.monotonic() - began
-            if due_in is not None:
-                assert due_in < self.serving[fault], f"{fault}: the {timer_kind} timer came due after the restart"
-                self.due_while_down[fault] = due_in
-            await self._load_moving(f"the load to move again after: {fault}")
-            self.moving[fault] = time.monotonic() - began
-            if fault == "kill -9 conversation":
+        restarts = {"NATS": self._restart_nats, "PostgreSQL": self._restart_postgres}
+        assert set(MODULES) | set(restarts) == set(FAULT_ORDER)
+        for step in FAULT_ORDER:
+            if step in restarts:
+                await self._inject(f"restart {step}", restarts[step])
+            else:
+                await self._inject(f"kill -9 {step}", lambda name=step: self._kill(name), step if step in self.TIMED else None)
+            if step == "conversation":
                 self.load.countdowns = False  # the rest of the run need not wait for new ones
 
-    async def _timer_due_soon(self, service: str, kind: str) -> float:
-        """Wait until a timer of `kind` (in `service`'s schema) comes due within the next
-        second; its seconds left."""
+    async def _inject(self, fault: str, inject: Callable[[], None], timed_service: str | None = None) -> None:
+        await self._load_moving(f"the load to move before: {fault}")
+        due_in = await self._timer_due_soon(timed_service) if timed_service else None
+        began = time.monotonic()
+        inject()
+        await self.suite.wait_serving(timeout=60)
+        self.serving[fault] = time.monotonic() - began
+        if due_in is not None:
+            assert due_in < self.serving[fault], f"{fault}: its timer came due only after the restart"
+            self.due_while_down[fault] = due_in
+        await self._load_moving(f"the load to move again after: {fault}")
+        self.moving[fault] = time.monotonic() - began
+
+    async def _timer_due_soon(self, service: str) -> float:
+        """Wait until a timer of the service's TIMED kind comes due within the next second;
+        its seconds left."""
+        kind = self.TIMED[service]
 
         async def due_in() -> float | None:
             conn = await asyncpg.connect(self.suite.env["KAIWA_DATABASE_URL"])
