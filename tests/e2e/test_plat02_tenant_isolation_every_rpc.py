@@ -56,8 +56,12 @@ REVIEWED_OK = {
 
 @pytest.fixture(scope="module")
 async def suite():
-    async with Suite.start() as running_suite:
-        yield running_suite
+    # The visitor service's CRM refresher (every 5 s by default) checks B's newly identified
+    # visitor on its own; run often, it is done before B's rows are read the first time.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KAIWA_VISITOR_CRM_REFRESH_INTERVAL", "0.2")
+        async with Suite.start() as running_suite:
+            yield running_suite
 
 
 def _id_fields(method) -> dict[str, str]:
