@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 from bench import report
@@ -36,16 +37,23 @@ def main() -> None:
     try:
         os.environ.setdefault("KAIWA_LOG_LEVEL", "WARNING")
         only = sys.argv[1:]
-        sections = {}
+        sections, failed = {}, []
         for name in BENCHMARKS:
             if only and not any(o in name for o in only):
                 continue
             print(f"\n=== {name} ===", flush=True)
-            figures = asyncio.run(importlib.import_module(name).main())
+            try:
+                figures = asyncio.run(importlib.import_module(name).main())
+            except Exception:  # one broken benchmark must not cost the others' figures
+                traceback.print_exc()
+                failed.append(name)
+                continue
             if figures:
                 sections[name.removeprefix("bench.")] = figures
         if sections:
             report.publish(sections)
+        if failed:
+            raise SystemExit(f"benchmarks that failed: {', '.join(failed)}")
     finally:
         stop_servers(started)
         shutil.rmtree(workdir, ignore_errors=True)
