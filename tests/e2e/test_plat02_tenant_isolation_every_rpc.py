@@ -20,12 +20,13 @@ from kaiwa.crm_bridge.v1 import crm_bridge_pb2 as crm
 from kaiwa.routing.v1 import routing_pb2 as rt
 from kaiwa.visitor.v1 import visitor_pb2 as vis
 
-from kaiwa_common.auth import ADMIN, AGENT
+from kaiwa_common.auth import ADMIN, AGENT, SERVICE
 from kaiwa_common.interceptor import PUBLIC
 from tests.e2e.contracts import allowed_roles, call, methods, request_class
 from tests.e2e.suite import Suite
-from tests.e2e.tenant_objects import FIELD_OBJECT, TenantObjects, populate
+from tests.e2e.tenant_objects import FIELD_OBJECT, Stubs, TenantObjects, populate
 from tests.e2e.tenant_rows import rows_of, settled_rows_of
+from tests.fixtures import auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -90,6 +91,11 @@ def _explicit(b: TenantObjects, a: TenantObjects) -> dict[str, object]:
         "UpsertRule": rt.Rule(id=b.ids["rule"], kind=rt.RULE_KIND_PRIORITY, name="probe", order=1, conditions=[condition]),
         "UpsertTrigger": vis.Trigger(id=b.ids["trigger"], name="probe", page_pattern="*", action=vis.TRIGGER_ACTION_NOTIFY_AGENT),
         "RunCommand": conv.RunCommandRequest(chat_id=chat, text="#info"),
+        "StartChat": conv.StartChatRequest(
+            channel=conv.CHANNEL_WEB, department_id=b.ids["department"], visitor_id=b.ids["visitor"], question="probe"
+        ),
+        "PostSystemEvent": conv.PostSystemEventRequest(chat_id=chat, type="converted_to_ticket", params={"ticket_number": "1"}),
+        "UpdateMessageStatus": conv.UpdateMessageStatusRequest(chat_id=chat, seq=1, status=conv.MESSAGE_STATUS_READ),
         "AddTask": crm.AddTaskRequest(record_id=b.ids["record"], subject="probe", due_date="2030-01-01"),
     }
 
@@ -108,8 +114,10 @@ def _request(method, id_fields: dict[str, str], b: TenantObjects, explicit: dict
 
 
 def _callers(service: str, method, a: TenantObjects) -> list[tuple]:
+    """A's admin and agent; a service of A's for the RPCs only services (and visitors) call."""
     allowed = allowed_roles(service, method)
-    return [metadata for role, metadata in ((ADMIN, a.admin), (AGENT, a.agent)) if role in allowed]
+    staff = [metadata for role, metadata in ((ADMIN, a.admin), (AGENT, a.agent)) if role in allowed]
+    return staff or ([auth(a.tenant, SERVICE, "isolation")] if SERVICE in allowed else [])
 
 
 def _leaks(reply, markers: list[str]) -> list[str]:
@@ -144,6 +152,7 @@ async def test_plat02_tenant_a_never_reaches_tenant_b_through_any_rpc(suite: Sui
             coverage[f"{service}.{method.name}"] = f"{kind}: {code.name}"
     _print_coverage(coverage)
     assert not wrong, "\n".join(map(str, wrong))
+    await _page_view_under_b_visitor_id(suite, a, b)
     rows_after = await rows_of(suite, b.tenant)
     changed = {
         t: (sorted(set(rows_before.get(t, [])) - set(rows)), sorted(set(rows) - set(rows_before.get(t, []))))
@@ -151,6 +160,18 @@ async def test_plat02_tenant_a_never_reaches_tenant_b_through_any_rpc(suite: Sui
         if rows != rows_before.get(t)
     }
     assert not changed, f"tenant B's rows changed (before, after): {changed}"
+
+
+async def _page_view_under_b_visitor_id(suite: Suite, a: TenantObjects, b: TenantObjects) -> None:
+    """A service of A reporting a page view for B's visitor id makes a visitor of A's own
+    with that id (visitor ids are per tenant: services bring visitors of their channels);
+    B's visitor is untouched (B's rows are compared afterwards). Last, since from then on
+    A has a visitor with that id."""
+    stub = Stubs.of(suite).visitor
+    view = vis.TrackPageViewRequest(visitor_id=b.ids["visitor"], url="https://probe.example.com/")
+    await stub.TrackPageView(view, metadata=auth(a.tenant, SERVICE, "isolation"))
+    mine = await stub.GetVisitor(vis.GetVisitorRequest(visitor_id=b.ids["visitor"]), metadata=a.admin)
+    assert not _leaks(mine, b.texts) and mine.page_view_count == 1
 
 
 def _print_coverage(coverage: dict[str, str]) -> None:
