@@ -254,4 +254,15 @@ def run(spec: ServiceSpec) -> None:
     setup_logging(spec.name, settings.log_level)
     if settings.uses_dev_secret:
         log.warning("KAIWA_JWT_SECRET is not set: using the development secret; never do this in production")
-    asyncio.run(ServiceRunner(spec, settings).serve_forever())
+    with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+        runner.run(ServiceRunner(spec, settings).serve_forever())
+
+
+def _loop_factory(name: str):
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    if name != "asyncio":
+        raise SystemExit(f"KAIWA_EVENT_LOOP must be asyncio or uvloop, not {name!r}")
+    return None

