@@ -49,8 +49,6 @@ REVIEWED_OK = {
     "GetContext": "by e-mail: A's CRM context of that address, empty",
     "ListRecentTickets": "by e-mail or chat: A's tickets, none",
     "UpsertRecord": "by e-mail: creates A's own record with that address; B's is untouched (rows checked)",
-    "AddRecordFromChat": "creates A's own record from the e-mail A typed; the chat id is kept as a reference only "
-    "(form fields are read under A's tenant: none), not checked to be A's chat",
     "CheckUserName": "user names are unique across tenants (a login), so taken by B says only 'taken'",
 }
 

@@ -16,6 +16,7 @@ from kaiwa.conversation.v1 import conversation_pb2 as cpb
 from kaiwa.conversation.v1.conversation_pb2_grpc import ConversationServiceStub
 
 from kaiwa_common.app import ServiceContext
+from kaiwa_common.chat_members import agents_in
 from kaiwa_common.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 
 MAX_PAGES = 20
@@ -61,8 +62,7 @@ class ConversationReader:
             )
         except grpc.aio.AioRpcError as err:
             raise _domain_error(err, chat_id) from None
-        members = {chat.agent_id} | {p.agent_id for p in chat.participants if p.role != "former"}
-        if agent_id not in members:
+        if agent_id not in agents_in(chat):
             raise PermissionDenied(f"agent {agent_id} is not in chat {chat_id}")
 
     async def _page(self, stub, tenant: str, chat_id: str, token: str, ends_at: float) -> cpb.ListMessagesResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+import grpc
 import pytest
 from kaiwa.conversation.v1 import conversation_pb2 as conv_pb
 from kaiwa.crm_bridge.v1 import crm_bridge_pb2 as pb
@@ -123,9 +124,28 @@ async def test_crm08_widget_fields_are_copied_to_a_record_an_agent_adds_from_the
         metadata=admin(tenant),
     )
     assert dict(lead.record.fields) == {"company": "Kawane KK", "company_size": "50-99", "industry": "製造業"}
-    # Without the chat (or for a chat without a form) only what the agent typed.
+    # Without the chat only what the agent typed.
     plain = await crm.stub.AddRecordFromChat(
-        pb.AddRecordFromChatRequest(email="plain@example.com", company="Plain KK", chat_id=str(uuid.uuid4())),
-        metadata=admin(tenant),
+        pb.AddRecordFromChatRequest(email="plain@example.com", company="Plain KK"), metadata=admin(tenant)
     )
     assert dict(plain.record.fields) == {"company": "Plain KK"}
+
+
+async def test_crm03_plat02_record_from_a_chat_of_another_tenant_or_not_yours_is_refused(services, tenant):
+    crm = services.crm
+    visitor = auth(tenant, "visitor", str(uuid.uuid4()))
+    chat = await services.conv.StartChat(
+        conv_pb.StartChatRequest(channel=conv_pb.CHANNEL_WEB, visitor_email="v@example.com"), metadata=visitor
+    )
+    other_tenant = f"{tenant}-other"
+    for chat_id in (chat.id, str(uuid.uuid4())):  # another tenant's chat, or no chat at all
+        request = pb.AddRecordFromChatRequest(email="x@example.com", chat_id=chat_id)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await crm.stub.AddRecordFromChat(request, metadata=admin(other_tenant))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    # An agent of the tenant who is not in the chat (nobody has accepted it yet).
+    agent = auth(tenant, "agent", str(uuid.uuid4()))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await crm.stub.AddRecordFromChat(pb.AddRecordFromChatRequest(email="x@example.com", chat_id=chat.id), metadata=agent)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert not await find(crm, other_tenant, "x@example.com") and not await find(crm, tenant, "x@example.com")

@@ -10,6 +10,7 @@ from datetime import date
 
 import asyncpg
 
+from kaiwa_common.chat_members import agents_in
 from kaiwa_common.emails import optional_email, valid_email
 from kaiwa_common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from kaiwa_common.idempotency import claim_request, fingerprint_of
@@ -21,6 +22,7 @@ from ..domain.fields import check_field_update, valid_phone
 from ..domain.model import CONTACT, LEAD, MAX_NAME
 from ..domain.policy import CHAT_SOURCE, due_from, owner_for
 from ..events import form_fields_for
+from .. import peers
 from ..plays import Write
 from ..runtime import Runtime
 from ..store import activity, tenancy
@@ -80,9 +82,19 @@ async def add_record_from_chat(rt: Runtime, caller: Caller, m: ManualRecord) -> 
             params["note"] = _note(f"added:{email.lower()}", MANUAL_NOTE, m.note, caller, m.chat_id)
         return Write("add_record", f"add_record:{email.lower()}", params)
 
+    if m.chat_id.strip():
+        await _require_chat_of_caller(rt, caller, m.chat_id.strip())
     outcome = await act(rt, caller.tenant, build)
     async with rt.pool.acquire() as conn:
         return outcome, await licensed(conn, caller)
+
+
+async def _require_chat_of_caller(rt: Runtime, caller: Caller, chat_id: str) -> None:
+    """The chat a record is added from is one of the caller's tenant (NOT_FOUND otherwise)
+    and, for an agent, one they are in."""
+    chat = await peers.chat(rt, caller.tenant, chat_id)
+    if not caller.privileged and caller.sub not in agents_in(chat):
+        raise PermissionDenied(f"agent {caller.sub} is not in chat {chat_id}")
 
 
 async def add_note(rt: Runtime, caller: Caller, record_id: str, text: str, chat_id: str, request_id: str, sales: bool) -> Outcome:
