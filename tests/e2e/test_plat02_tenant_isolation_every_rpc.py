@@ -11,6 +11,7 @@ every service's database are the same afterwards. A coverage table is printed.
 
 from __future__ import annotations
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf import text_format
@@ -26,7 +27,7 @@ from tests.e2e.contracts import allowed_roles, call, methods, request_class
 from tests.e2e.suite import Suite
 from tests.e2e.tenant_objects import FIELD_OBJECT, Stubs, TenantObjects, populate
 from tests.e2e.tenant_rows import rows_of, settled_rows_of
-from tests.fixtures import auth
+from tests.fixtures import auth, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -56,7 +57,7 @@ REVIEWED_OK = {
 @pytest.fixture(scope="module")
 async def suite():
     # The visitor service's CRM refresher (every 5 s by default) checks B's newly identified
-    # visitor on its own; run often, it is done before B's rows are read the first time.
+    # visitor on its own; run often, and waited for before B's rows are read the first time.
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KAIWA_VISITOR_CRM_REFRESH_INTERVAL", "0.2")
         async with Suite.start() as running_suite:
@@ -118,6 +119,16 @@ def _callers(service: str, method, a: TenantObjects) -> list[tuple]:
     return staff or ([auth(a.tenant, SERVICE, "isolation")] if SERVICE in allowed else [])
 
 
+async def _crm_checked(suite: Suite, tenant: str) -> bool:
+    """The refresher stamps an identified visitor once on its own; B's rows are read after."""
+    conn = await asyncpg.connect(suite.env["KAIWA_DATABASE_URL"])
+    try:
+        unchecked = "SELECT count(*) FROM visitor.visitors WHERE tenant = $1 AND email <> '' AND crm_checked_at IS NULL"
+        return await conn.fetchval(unchecked, tenant) == 0
+    finally:
+        await conn.close()
+
+
 def _leaks(reply, markers: list[str]) -> list[str]:
     shown = text_format.MessageToString(reply) if reply is not None else ""
     return [m for m in markers if m in shown]
@@ -128,6 +139,7 @@ async def test_plat02_tenant_a_never_reaches_tenant_b_through_any_rpc(suite: Sui
     b = await populate(suite, "t-tenant-b", "tenantb")
     explicit = _explicit(b, a)
     markers = b.texts  # what B's objects say: a reply showing any of B's rows shows some
+    await eventually(lambda: _crm_checked(suite, b.tenant), "the CRM refresher has checked B's identified visitor")
     rows_before = await settled_rows_of(suite, b.tenant)
     coverage: dict[str, str] = {}
     wrong = []
