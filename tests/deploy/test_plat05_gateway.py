@@ -14,7 +14,7 @@ import yaml
 
 from kaiwa_common.addresses import parse_networks
 from kaiwa_common.config import DEFAULT_PORTS, Settings
-from kaiwa_common.devrun import envoy_binary, jwks
+from kaiwa_common.devgateway import envoy_binary, jwks
 from kaiwa_common.migrate_only import MODULES
 
 from tests.deploy.manifests import DEPLOY, OVERLAYS, dev_secret, k8s_name, objects

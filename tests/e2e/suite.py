@@ -22,7 +22,8 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kaiwa_common.config import Settings
-from kaiwa_common.devrun import LOCAL_GATEWAY_PROXIES, MODULES, jwks, render_gateway, start_gateway
+from kaiwa_common.devgateway import LOCAL_GATEWAY_PROXIES, jwks, render_gateway, start_gateway
+from kaiwa_common.devrun import MODULES
 from kaiwa_common.devservers import free_port
 from tests.fixtures import unexpected_errors
 

