@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -41,10 +42,28 @@ def _server_command(args: list[str], sig: signal.Signals, user: str | None = Non
     return [setpriv, *switch_user, "--pdeathsig", sig.name.removeprefix("SIG"), "--", *args], None
 
 
+def _ephemeral_range() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, chosen outside the kernel's ephemeral range: a port the
+    kernel hands out (bind to 0) can be taken by an outgoing connection's local end before
+    the server that was meant to listen on it starts, which happened under load."""
+    ephemeral = _ephemeral_range()
+    candidates = [p for p in range(20000, 32768) if p not in ephemeral] or list(range(1025, 20000))
+    for port in random.sample(candidates, 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found outside the ephemeral range")
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
