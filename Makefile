@@ -72,9 +72,12 @@ lint: setup
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/buf lint
 
-# Lint, then unit, integration (real PostgreSQL + NATS, started by the run) and e2e tests.
+# Lint, then unit, integration (real PostgreSQL + NATS, started by the run) and e2e tests,
+# TEST_WORKERS test files at a time (pytest-xdist; each worker starts its own PostgreSQL
+# and NATS; a file's tests stay together, they share its module fixtures).
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup
 	$(BIN)/python -m bench $(ONLY)
