@@ -25,6 +25,8 @@ import uuid
 import asyncpg
 import grpc
 
+from kaiwa_common.app import run_on_service_loop
+
 from bench.bench_conversation import closed_loop, percentile, serve_echo, server_process
 
 ECHO = "/bench.Echo/Echo"
@@ -178,6 +180,6 @@ async def jetstream_publish(inflight: int, messages: int) -> dict:
 if __name__ == "__main__":
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "serve-assignment":
-        asyncio.run(serve_assignment(port))
+        run_on_service_loop(serve_assignment(port))
     else:
-        asyncio.run(serve_echo(port, with_db=mode == "serve-echo-db"))
+        run_on_service_loop(serve_echo(port, with_db=mode == "serve-echo-db"))

@@ -16,6 +16,8 @@ import sys
 
 import grpc
 
+from kaiwa_common.app import run_on_service_loop
+
 from bench.bench_conversation import closed_loop, row, serve_echo
 from bench.bench_conversation import server_process as conversation_server_process
 
@@ -108,6 +110,6 @@ async def main() -> None:
 if __name__ == "__main__":
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "serve-ai":
-        asyncio.run(serve_ai(port))
+        run_on_service_loop(serve_ai(port))
     else:
-        asyncio.run(serve_echo(port, with_db=False))
+        run_on_service_loop(serve_echo(port, with_db=False))

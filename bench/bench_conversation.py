@@ -24,6 +24,8 @@ from pathlib import Path
 
 import grpc
 
+from kaiwa_common.app import run_on_service_loop
+
 ROOT = Path(__file__).resolve().parents[1]
 ECHO = "/bench.Echo/Echo"
 SCHEMA = "bench_conversation"
@@ -301,6 +303,6 @@ async def main() -> None:
 if __name__ == "__main__":
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "serve-conversation":
-        asyncio.run(serve_conversation(port))
+        run_on_service_loop(serve_conversation(port))
     else:
-        asyncio.run(serve_echo(port, with_db=mode == "serve-echo-db"))
+        run_on_service_loop(serve_echo(port, with_db=mode == "serve-echo-db"))

@@ -27,6 +27,8 @@ import uuid
 
 import grpc
 
+from kaiwa_common.app import run_on_service_loop
+
 from bench.bench_conversation import closed_loop, server_process
 
 SCHEMA = "bench_visitor"
@@ -238,6 +240,6 @@ def server_process_visitor():
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "serve-visitor":
-        asyncio.run(serve_visitor(int(sys.argv[2])))
+        run_on_service_loop(serve_visitor(int(sys.argv[2])))
     else:
         asyncio.run(main())

@@ -14,7 +14,7 @@ import signal
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Coroutine
 
 import asyncpg
 import grpc
@@ -254,8 +254,14 @@ def run(spec: ServiceSpec) -> None:
     setup_logging(spec.name, settings.log_level)
     if settings.uses_dev_secret:
         log.warning("KAIWA_JWT_SECRET is not set: using the development secret; never do this in production")
-    with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
-        runner.run(ServiceRunner(spec, settings).serve_forever())
+    run_on_service_loop(ServiceRunner(spec, settings).serve_forever(), settings)
+
+
+def run_on_service_loop(main: Coroutine, settings: Settings | None = None) -> None:
+    """Run `main` on the event loop the services use (KAIWA_EVENT_LOOP); benchmarks run
+    their servers and baselines this way too, so both are measured on the same loop."""
+    with asyncio.Runner(loop_factory=_loop_factory((settings or Settings()).event_loop)) as runner:
+        runner.run(main)
 
 
 def _loop_factory(name: str):
