@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PG_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
 
 
-def _server_command(args: list[str], sig: signal.Signals, user: str | None = None) -> tuple[list[str], str | None]:
+def server_command(args: list[str], sig: signal.Signals, user: str | None = None) -> tuple[list[str], str | None]:
     """`args` run (as `user` if given) so that the server gets `sig` when the process that
     started it dies, so a killed test run or `make run` leaves no server behind: Linux's
     setpriv does both, and returns (command, None); elsewhere (args, user) for Popen.
@@ -126,7 +126,7 @@ class LocalPostgres:
         if not self.durable:  # tests: throw-away data, no need to wait for the disk
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log = open(self.data_dir / "server.log", "ab")
-        command, user = _server_command(args, signal.SIGINT, self._user)  # SIGINT: fast shutdown
+        command, user = server_command(args, signal.SIGINT, self._user)  # SIGINT: fast shutdown
         self.proc = subprocess.Popen(command, stdout=log, stderr=log, user=user, start_new_session=True)
         self._wait_ready()
         self._create_database()
@@ -227,7 +227,7 @@ class LocalNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.store_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
-            _server_command(
+            server_command(
                 [self.binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)], signal.SIGTERM
             )[0],
             stdout=log,

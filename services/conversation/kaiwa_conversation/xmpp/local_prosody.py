@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from kaiwa_common.devservers import server_command
+
 MODULES = Path(__file__).resolve().parent / "prosody"
 
 
@@ -58,15 +60,12 @@ class LocalProsody:
         config = self.workdir / "prosody.cfg.lua"
         account = _unprivileged()
         config.write_text(self._config(key, cert, run_as_root=account is None and os.geteuid() == 0))
-        user = {}
         if account is not None:  # prosody refuses to run as root: run it as its own user
             for path in [self.workdir, *self.workdir.rglob("*")]:
                 os.chown(path, account.pw_uid, account.pw_gid)
-            user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        command, user = server_command([binary, "--config", str(config), "-F"], signal.SIGTERM, account and account.pw_name)
         log = open(self.workdir / "prosody.out", "ab")
-        self.proc = subprocess.Popen(
-            [binary, "--config", str(config), "-F"], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, **user
-        )
+        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, user=user)
         deadline = time.monotonic() + timeout
         while not (_listening(self.c2s_port) and _listening(self.component_port)):
             if self.proc.poll() is not None or time.monotonic() > deadline:
