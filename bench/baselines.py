@@ -27,7 +27,7 @@ import grpc
 
 from kaiwa_common.app import run_on_service_loop
 
-from bench.bench_conversation import closed_loop, percentile, serve_echo, server_process
+from bench.bench_conversation import closed_loop, percentile, serve_bytes, serve_echo, server_process
 
 ECHO = "/bench.Echo/Echo"
 SCHEMA = "bench_baseline"
@@ -93,14 +93,7 @@ async def serve_assignment(port: int) -> None:
             await conn.execute(assignment_sql(tenant, chat_id, agent_id))
         return request
 
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(assign)})]
-    )
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    print("ready", flush=True)
-    await server.wait_for_termination()
+    await serve_bytes(port, assign)
 
 
 async def echo(kind: str, inflight: int, calls: int) -> dict:

@@ -54,9 +54,15 @@ async def serve_echo(port: int, with_db: bool) -> None:
                     await conn.execute("INSERT INTO bench_echo (body) VALUES ($1)", request)
         return request
 
+    await serve_bytes(port, echo)
+
+
+async def serve_bytes(port: int, handler) -> None:
+    """A bare grpc.aio server of one bytes-in, bytes-out method (bench.Echo/Echo): the
+    baselines' servers, each around its own handler."""
     server = grpc.aio.server()
     server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})]
+        [grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(handler)})]
     )
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
