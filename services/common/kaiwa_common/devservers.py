@@ -149,21 +149,9 @@ class LocalPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._user:
             self._prepare_for_system_user()
-        subprocess.run(
-            [
-                str(self.bin / "initdb"),
-                "-D",
-                str(self.data_dir),
-                "--auth=trust",
-                "--encoding=utf8",
-                "--locale=C",
-                "-U",
-                "postgres",
-            ],
-            check=True,
-            capture_output=True,
-            user=self._user,
-        )
+        initdb = [str(self.bin / "initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=utf8", "--locale=C"]
+        command, user = server_command([*initdb, "-U", "postgres"], signal.SIGTERM, self._user)
+        subprocess.run(command, check=True, capture_output=True, user=user)
 
     def _prepare_for_system_user(self) -> None:
         from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
