@@ -27,17 +27,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from .config import Settings
 from .devconsole import CONSOLE, console_port, show_console
 from .devgateway import LOCAL_GATEWAY_PROXIES, envoy_binary, gateway_port, jwks, render_gateway, start_gateway, wait_gateway
+from .migrate_only import MODULES
 from .devservers import ROOT, LocalPostgres, start_missing_servers, stop_servers
 
 DATA = Path(os.environ.get("KAIWA_DEV_DATA", ROOT / ".kaiwa"))
-
-MODULES = {
-    "routing": "kaiwa_routing.main",
-    "conversation": "kaiwa_conversation.main",
-    "visitor": "kaiwa_visitor.main",
-    "crm_bridge": "kaiwa_crm.main",
-    "ai_assist": "kaiwa_ai.main",
-}
 
 
 def ports_needed(settings: Settings) -> dict[str, int]:
